@@ -1,0 +1,20 @@
+# SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+# Finds Concurrency Kit through pkg-config 'ck'. Defines CK_FOUND and CK::ck.
+find_package(PkgConfig QUIET)
+if(NOT PKG_CONFIG_FOUND)
+  message(FATAL_ERROR "pkg-config not found: install the Debian package 'pkg-config'")
+endif()
+pkg_check_modules(VMRES_CK QUIET IMPORTED_TARGET ck)
+if(NOT VMRES_CK_FOUND)
+  if(CK_FIND_REQUIRED)
+    message(FATAL_ERROR "Concurrency Kit (pkg-config ck) not found: "
+                        "install the Debian package 'libck-dev'")
+  endif()
+  set(CK_FOUND FALSE)
+  return()
+endif()
+set(CK_FOUND TRUE)
+if(NOT TARGET CK::ck)
+  add_library(CK::ck INTERFACE IMPORTED)
+  target_link_libraries(CK::ck INTERFACE PkgConfig::VMRES_CK)
+endif()

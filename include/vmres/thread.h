@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * Thread registration with the RCU flavor libvmres was built with.
+ *
+ * libvmres readers (address lookups, foreach, stats, system lookups) and
+ * writers (which read the structure they update) run inside liburcu
+ * read-side critical sections. liburcu only waits for threads it knows
+ * about, so:
+ *
+ *   Every thread that calls into libvmres must call vmres_thread_register()
+ *   first and vmres_thread_unregister() before it exits, unless it has
+ *   already registered itself with the same liburcu flavor
+ *   (vmres_rcu_flavor() names it).
+ *
+ * A thread that does not is invisible to grace periods: a node it is reading
+ * can be freed under it (a use-after-free, silent in release builds). With
+ * the "bp" flavor registration is automatic and these calls are no-ops.
+ *
+ * With the "qsbr" flavor a registered thread is "online" and must also call
+ * vmres_thread_quiescent() regularly (or go offline around blocking calls
+ * with vmres_thread_offline()/vmres_thread_online()); otherwise memory
+ * retired by writers is never reclaimed and allocator destroy blocks.
+ * With the other flavors those three calls are no-ops.
+ */
+#ifndef VMRES_THREAD_H
+#define VMRES_THREAD_H
+
+#include <vmres/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * vmres_thread_register() - register the calling thread as an RCU reader
+ *
+ * Return: 0. (An int so a future flavor may report failure.) Registering a
+ * thread twice without unregistering is a caller bug that liburcu may trap.
+ *
+ * Context: any thread, once, before its first other libvmres call.
+ */
+VMRES_API int vmres_thread_register(void);
+
+/**
+ * vmres_thread_unregister() - unregister the calling thread
+ *
+ * Context: a registered thread, outside any libvmres call, before it exits.
+ */
+VMRES_API void vmres_thread_unregister(void);
+
+/**
+ * vmres_thread_quiescent() - announce a quiescent state (qsbr flavor)
+ *
+ * Context: a registered thread, between libvmres calls. No-op unless the
+ * library was built with VMRES_RCU_FLAVOR=qsbr.
+ */
+VMRES_API void vmres_thread_quiescent(void);
+
+/**
+ * vmres_thread_offline() - stop being a reader until vmres_thread_online()
+ *
+ * Context: a registered thread about to block for a long time (qsbr flavor).
+ */
+VMRES_API void vmres_thread_offline(void);
+
+/**
+ * vmres_thread_online() - become a reader again after vmres_thread_offline()
+ *
+ * Context: a registered thread that went offline.
+ */
+VMRES_API void vmres_thread_online(void);
+
+/**
+ * vmres_rcu_barrier() - wait until every retired node has been freed
+ *
+ * Waits for all RCU callbacks queued so far (by any allocator) to run, so a
+ * leak checker run afterwards sees only live memory.
+ *
+ * Context: a registered thread, outside any libvmres call; blocks.
+ */
+VMRES_API void vmres_rcu_barrier(void);
+
+/**
+ * vmres_rcu_flavor() - the liburcu flavor libvmres was built with
+ *
+ * Return: "memb", "qsbr", "mb" or "bp".
+ *
+ * Context: any thread; no registration needed.
+ */
+VMRES_API const char *vmres_rcu_flavor(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMRES_THREAD_H */

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The few atomic operations libvmres uses, named by their memory order.
+ *
+ * Normal builds use Concurrency Kit's ck_pr_* (inline asm on x86, where
+ * acquire/release fences are compiler barriers under TSO). Under
+ * ThreadSanitizer, which cannot see inside inline asm, the same helpers are
+ * built on the compiler's __atomic builtins with the same orders, so TSAN
+ * checks the real synchronization instead of reporting ck's asm as races.
+ *
+ * Callers comment each use with what it orders and what it pairs with;
+ * these helpers only promise the order in their name:
+ *   *_load_acquire   later accesses stay after the load
+ *   *_store_release  earlier accesses stay before the store
+ *   *_cas, *_faa     full barrier (sequentially consistent) read-modify-write
+ *   *_load_relaxed / *_store_relaxed  atomic, no ordering
+ */
+#ifndef VMRES_INTERNAL_ATOMIC_H
+#define VMRES_INTERNAL_ATOMIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define VMRES__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VMRES__TSAN 1
+#endif
+#endif
+
+#ifndef VMRES__TSAN
+#include <ck_pr.h>
+#endif
+
+_Static_assert(sizeof(void *) == sizeof(uint64_t), "libvmres assumes 64-bit pointers");
+_Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "libvmres assumes 64-bit uintptr_t");
+
+#ifdef VMRES__TSAN
+#define VMRES__DEFINE_ATOMICS(name, type)                                                          \
+	static inline type vmres__##name##_load_relaxed(const type *p)                             \
+	{                                                                                          \
+		return __atomic_load_n(p, __ATOMIC_RELAXED);                                       \
+	}                                                                                          \
+	static inline type vmres__##name##_load_acquire(const type *p)                             \
+	{                                                                                          \
+		return __atomic_load_n(p, __ATOMIC_ACQUIRE);                                       \
+	}                                                                                          \
+	static inline void vmres__##name##_store_relaxed(type *p, type v)                          \
+	{                                                                                          \
+		__atomic_store_n(p, v, __ATOMIC_RELAXED);                                          \
+	}                                                                                          \
+	static inline void vmres__##name##_store_release(type *p, type v)                          \
+	{                                                                                          \
+		__atomic_store_n(p, v, __ATOMIC_RELEASE);                                          \
+	}                                                                                          \
+	static inline bool vmres__##name##_cas(type *p, type expected, type desired)               \
+	{                                                                                          \
+		return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, \
+						   __ATOMIC_SEQ_CST);                              \
+	}
+#else
+/*
+ * ck_pr loads and stores are single volatile accesses; the fences give them
+ * the order in the helper's name. ck_pr_cas_* is a locked cmpxchg: a full
+ * barrier on x86.
+ */
+#define VMRES__DEFINE_ATOMICS_CK(name, type, ck)                                             \
+	static inline type vmres__##name##_load_relaxed(const type *p)                       \
+	{                                                                                    \
+		return (type)ck_pr_load_##ck((const uint64_t *)p);                           \
+	}                                                                                    \
+	static inline type vmres__##name##_load_acquire(const type *p)                       \
+	{                                                                                    \
+		type v = (type)ck_pr_load_##ck((const uint64_t *)p);                         \
+		ck_pr_fence_acquire();                                                       \
+		return v;                                                                    \
+	}                                                                                    \
+	static inline void vmres__##name##_store_relaxed(type *p, type v)                    \
+	{                                                                                    \
+		ck_pr_store_##ck((uint64_t *)p, (uint64_t)v);                                \
+	}                                                                                    \
+	static inline void vmres__##name##_store_release(type *p, type v)                    \
+	{                                                                                    \
+		ck_pr_fence_release();                                                       \
+		ck_pr_store_##ck((uint64_t *)p, (uint64_t)v);                                \
+	}                                                                                    \
+	static inline bool vmres__##name##_cas(type *p, type expected, type desired)         \
+	{                                                                                    \
+		return ck_pr_cas_##ck((uint64_t *)p, (uint64_t)expected, (uint64_t)desired); \
+	}
+#define VMRES__DEFINE_ATOMICS(name, type) VMRES__DEFINE_ATOMICS_CK(name, type, 64)
+#endif
+
+/* vmres__u64_*: counters, bounds, packed words. */
+VMRES__DEFINE_ATOMICS(u64, uint64_t)
+/* vmres__uptr_*: marked pointers (the low bits carry flags). */
+VMRES__DEFINE_ATOMICS(uptr, uintptr_t)
+
+/* vmres__ptr_*: plain pointers, through uintptr_t so any pointer type fits. */
+static inline void *vmres__ptr_load_relaxed(void *const *p)
+{
+	return (void *)vmres__uptr_load_relaxed((const uintptr_t *)p);
+}
+
+static inline void *vmres__ptr_load_acquire(void *const *p)
+{
+	return (void *)vmres__uptr_load_acquire((const uintptr_t *)p);
+}
+
+static inline void vmres__ptr_store_release(void **p, void *v)
+{
+	vmres__uptr_store_release((uintptr_t *)p, (uintptr_t)v);
+}
+
+static inline bool vmres__ptr_cas(void **p, void *expected, void *desired)
+{
+	return vmres__uptr_cas((uintptr_t *)p, (uintptr_t)expected, (uintptr_t)desired);
+}
+
+/* Fetch-and-add, full barrier; returns the value before the add. */
+static inline uint64_t vmres__u64_faa(uint64_t *p, uint64_t delta)
+{
+#ifdef VMRES__TSAN
+	return __atomic_fetch_add(p, delta, __ATOMIC_SEQ_CST);
+#else
+	return ck_pr_faa_64(p, delta);
+#endif
+}
+
+/* A full memory barrier (orders earlier stores before later loads too). */
+static inline void vmres__fence_seq_cst(void)
+{
+#ifdef VMRES__TSAN
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#else
+	ck_pr_fence_memory();
+#endif
+}
+
+#endif /* VMRES_INTERNAL_ATOMIC_H */

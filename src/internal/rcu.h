@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * liburcu, for the flavor picked at build time (VMRES_RCU_FLAVOR), behind
+ * vmres__rcu_* names so the allocators never name a flavor.
+ *
+ * Only the small pointer helpers are inlined (URCU_INLINE_SMALL_FUNCTIONS);
+ * read_lock/unlock are calls into liburcu, as liburcu asks of code that is
+ * not LGPL (libvmres is Apache-2.0 OR BSD-3-Clause).
+ *
+ * ThreadSanitizer cannot see liburcu's grace periods (membarrier, futexes,
+ * inline asm). Under TSAN the pointer accesses use __atomic builtins and the
+ * grace period is annotated: every reader releases vmres__rcu_gp_token when
+ * it leaves its critical section, and every RCU callback acquires it before
+ * it frees anything (vmres__rcu_callback_enter()). A free without a grace
+ * period still shows up as a race; only the grace period itself is trusted.
+ */
+#ifndef VMRES_INTERNAL_RCU_H
+#define VMRES_INTERNAL_RCU_H
+
+#ifndef URCU_INLINE_SMALL_FUNCTIONS
+#define URCU_INLINE_SMALL_FUNCTIONS
+#endif
+
+#if defined(VMRES_RCU_FLAVOR_QSBR)
+#include <urcu/urcu-qsbr.h>
+#define VMRES__URCU(fn) urcu_qsbr_##fn
+#elif defined(VMRES_RCU_FLAVOR_MB)
+#include <urcu/urcu-mb.h>
+#define VMRES__URCU(fn) urcu_mb_##fn
+#elif defined(VMRES_RCU_FLAVOR_BP)
+#include <urcu/urcu-bp.h>
+#define VMRES__URCU(fn) urcu_bp_##fn
+#elif defined(VMRES_RCU_FLAVOR_MEMB)
+#include <urcu/urcu-memb.h>
+#define VMRES__URCU(fn) urcu_memb_##fn
+#else
+#error "define one VMRES_RCU_FLAVOR_{MEMB,QSBR,MB,BP} (the build does)"
+#endif
+
+#include "atomic.h"
+
+#ifdef VMRES__TSAN
+#include <sanitizer/tsan_interface.h>
+extern char vmres__rcu_gp_token;
+#endif
+
+static inline void vmres__rcu_read_lock(void)
+{
+	VMRES__URCU(read_lock)();
+}
+
+static inline void vmres__rcu_read_unlock(void)
+{
+#ifdef VMRES__TSAN
+	/* Pairs with the acquire in vmres__rcu_callback_enter(). */
+	__tsan_release(&vmres__rcu_gp_token);
+#endif
+	VMRES__URCU(read_unlock)();
+}
+
+/* First statement of every call_rcu callback. */
+static inline void vmres__rcu_callback_enter(void)
+{
+#ifdef VMRES__TSAN
+	/* Pairs with the release in vmres__rcu_read_unlock(). */
+	__tsan_acquire(&vmres__rcu_gp_token);
+#endif
+}
+
+static inline void vmres__call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *head))
+{
+	VMRES__URCU(call_rcu)(head, fn);
+}
+
+static inline void vmres__rcu_barrier(void)
+{
+	VMRES__URCU(barrier)();
+}
+
+/*
+ * RCU pointer accesses: a dereference is a consume/acquire load that pairs
+ * with the release in vmres__rcu_assign() or vmres__rcu_cmpxchg() that
+ * published the pointer, so the pointee's initialisation is visible.
+ */
+#ifdef VMRES__TSAN
+#define vmres__rcu_dereference(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#define vmres__rcu_assign(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+/* Returns true when *pp was @old and is now @new (full barrier). */
+#define vmres__rcu_cmpxchg(pp, old, new)                                          \
+	__extension__({                                                           \
+		__typeof__(*(pp)) vmres__expected = (old);                        \
+		__atomic_compare_exchange_n((pp), &vmres__expected, (new), false, \
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);  \
+	})
+#else
+#define vmres__rcu_dereference(p) rcu_dereference(p)
+#define vmres__rcu_assign(p, v) rcu_assign_pointer(p, v)
+#define vmres__rcu_cmpxchg(pp, old, new)                                              \
+	__extension__({                                                               \
+		__typeof__(*(pp)) vmres__expected = (old);                            \
+		rcu_cmpxchg_pointer((pp), vmres__expected, (new)) == vmres__expected; \
+	})
+#endif
+
+#endif /* VMRES_INTERNAL_RCU_H */
