@@ -19,6 +19,11 @@
  *                  scanned linearly for the first (or last) fit, linear
  *                  coalescing on release, behind a pthread mutex
  *                  (addr_linear.cc).
+ *   bl_system      cloud-hypervisor's shape for a whole VM: one
+ *                  SystemAllocator (the two above per kind) behind one
+ *                  mutex, and the device bus that vCPU exits resolve
+ *                  addresses on behind a reader-writer lock
+ *                  (system_locked.cc).
  *
  * Memory: the C++ baselines allocate through bl_mem_counter so the memory
  * benchmark can report their bytes beside ours.
@@ -32,6 +37,8 @@
 
 #include <vmres/addr.h>
 #include <vmres/error.h>
+#include <vmres/resource.h>
+#include <vmres/system.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,6 +90,18 @@ int bl_linear_alloc(struct bl_linear *l, const struct vmres_addr_request *req,
 int bl_linear_free(struct bl_linear *l, struct vmres_range r);
 int bl_linear_lookup(struct bl_linear *l, uint64_t addr, struct vmres_range *out,
 		     uint64_t *tag_out);
+
+/* --- a VM's resources the way VMMs hold them today */
+struct bl_system;
+int bl_system_create(const struct vmres_layout *layout, struct bl_system **out);
+void bl_system_destroy(struct bl_system *s);
+/* All or nothing; ID kinds: FIRST only (rust-vmm has no alloc_at). */
+int bl_system_allocate(struct bl_system *s, const struct vmres_request *reqs, size_t n,
+		       struct vmres_resource *out);
+int bl_system_free(struct bl_system *s, const struct vmres_resource *res, size_t n);
+/* Address kinds: the device owning @addr, from the bus. */
+int bl_system_lookup(struct bl_system *s, enum vmres_kind kind, uint64_t addr,
+		     struct vmres_resource *out);
 
 #ifdef __cplusplus
 }
