@@ -118,6 +118,15 @@ static void node_free_now(struct vmres_id_allocator *ids, struct id_node *n)
 		vmres__mem_free(&ids->mem, n, sizeof(*n));
 }
 
+#ifdef VMRES__TSAN
+/*
+ * TSAN cannot see that rcu_barrier() waits for the callbacks (futexes in
+ * liburcu): each callback releases this token when done and destroy acquires
+ * it after the barrier, so the hook's memory is seen as quiet afterwards.
+ */
+static char id_barrier_token;
+#endif
+
 static void node_free_rcu(struct rcu_head *head)
 {
 	vmres__rcu_callback_enter();
@@ -125,6 +134,10 @@ static void node_free_rcu(struct rcu_head *head)
 		(struct id_node *)(void *)((char *)head - offsetof(struct id_node, rcu));
 
 	vmres__mem_free(&n->owner->mem, n, sizeof(*n));
+#ifdef VMRES__TSAN
+	/* Pairs with the acquire after the barrier in destroy. */
+	__tsan_release(&id_barrier_token);
+#endif
 }
 
 /* Keeps invariant 7: called only by the winner of the unlink CAS. */
@@ -301,6 +314,10 @@ void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 	}
 	/* Retired nodes' callbacks read ids->mem: wait for them first. */
 	vmres__rcu_barrier();
+#ifdef VMRES__TSAN
+	/* Pairs with the release at the end of node_free_rcu(). */
+	__tsan_acquire(&id_barrier_token);
+#endif
 	ops = ids->mem;
 	vmres__mem_free(&ops, ids, sizeof(*ids));
 }
