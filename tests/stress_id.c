@@ -154,7 +154,8 @@ static void check_after_join(struct stress *s, struct worker *w)
 	}
 }
 
-static void run_stress(uint32_t first, uint32_t size, double seconds, uint64_t seed)
+/* One round: a fresh allocator, all threads until @round_end, then the checks. */
+static uint64_t run_round(uint32_t first, uint32_t size, double round_end, uint64_t seed)
 {
 	struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
@@ -171,7 +172,7 @@ static void run_stress(uint32_t first, uint32_t size, double seconds, uint64_t s
 	s.seed = seed;
 	s.owner = calloc(size, sizeof(*s.owner));
 	assert_non_null(s.owner);
-	s.deadline = vmres_test_now() + seconds;
+	s.deadline = round_end;
 	for (uint32_t t = 0; t < STRESS_THREADS; t++) {
 		w[t] = (struct worker){ .s = &s, .index = t };
 		w[t].held = calloc(size, sizeof(uint32_t));
@@ -182,8 +183,9 @@ static void run_stress(uint32_t first, uint32_t size, double seconds, uint64_t s
 		assert_int_equal(pthread_join(w[t].thread, NULL), 0);
 		total += w[t].ops;
 	}
-	printf("stress_id: [%u, +%u) %d threads, %.1f s: %llu ops\n", first, size, STRESS_THREADS,
-	       seconds, (unsigned long long)total);
+	if (s.errors)
+		fprintf(stderr, "stress_id: round [%u, +%u) seed %llu failed\n", first, size,
+			(unsigned long long)seed);
 	assert_int_equal(s.errors, 0);
 	check_after_join(&s, w);
 	vmres_id_allocator_destroy(s.ids);
@@ -192,31 +194,56 @@ static void run_stress(uint32_t first, uint32_t size, double seconds, uint64_t s
 	for (uint32_t t = 0; t < STRESS_THREADS; t++)
 		free(w[t].held);
 	free(s.owner);
+	return total;
 }
 
-/* A small range: constant exhaustion, deletions at the head, splits. */
-static void test_id_stress_small_range(void **state)
+/*
+ * Short rounds, each on a fresh allocator, so that the never-handed-out tail
+ * (advanced, split, emptied) is contended again and again, not only once.
+ */
+static void run_stress(uint32_t first, const uint32_t *sizes, uint32_t nsizes, double seconds,
+		       uint64_t seed)
 {
-	(void)state;
-	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_small_range");
+	double end = vmres_test_now() + seconds;
+	uint64_t rounds = 0, total = 0;
 
-	run_stress(0, 48, vmres_test_stress_seconds(2.5) / 2, seed);
+	do {
+		uint32_t size = sizes[rounds % nsizes];
+		uint32_t base = first == UINT32_MAX ? UINT32_MAX - (size - 1) : first;
+		double round_end = vmres_test_now() + 0.02;
+
+		total += run_round(base, size, round_end < end ? round_end : end, seed + rounds);
+		rounds++;
+	} while (vmres_test_now() < end);
+	printf("stress_id: %d threads, %.1f s, %llu rounds: %llu ops\n", STRESS_THREADS, seconds,
+	       (unsigned long long)rounds, (unsigned long long)total);
 }
 
-/* A larger range ending at UINT32_MAX: long lists, inserts all over. */
-static void test_id_stress_large_range_at_top(void **state)
+/* Ranges from 0: constant exhaustion, deletions at the head, splits. */
+static void test_id_stress_ranges_from_zero(void **state)
 {
 	(void)state;
-	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_large_range_at_top");
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_from_zero");
+	static const uint32_t sizes[] = { 8, 48, 300, 2048 };
 
-	run_stress(UINT32_MAX - 2047, 2048, vmres_test_stress_seconds(2.5) / 2, seed);
+	run_stress(0, sizes, 4, vmres_test_stress_seconds(2.5) / 2, seed);
+}
+
+/* Ranges ending at UINT32_MAX: the same at the top boundary. */
+static void test_id_stress_ranges_at_top(void **state)
+{
+	(void)state;
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_at_top");
+	static const uint32_t sizes[] = { 2048, 5, 64, 700 };
+
+	run_stress(UINT32_MAX, sizes, 4, vmres_test_stress_seconds(2.5) / 2, seed);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_id_stress_small_range),
-		cmocka_unit_test(test_id_stress_large_range_at_top),
+		cmocka_unit_test(test_id_stress_ranges_from_zero),
+		cmocka_unit_test(test_id_stress_ranges_at_top),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
