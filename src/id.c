@@ -102,51 +102,6 @@ struct id_pos {
 	struct vmres__pair seen;
 };
 
-static struct id_node *node_alloc(struct vmres_id_allocator *ids)
-{
-	struct id_node *n = vmres__mem_alloc(&ids->mem, sizeof(*n));
-
-	if (n)
-		n->owner = ids;
-	return n;
-}
-
-/* A node never published, or one freed by destroy. */
-static void node_free_now(struct vmres_id_allocator *ids, struct id_node *n)
-{
-	if (n != &ids->tail)
-		vmres__mem_free(&ids->mem, n, sizeof(*n));
-}
-
-#ifdef VMRES__TSAN
-/*
- * TSAN cannot see that rcu_barrier() waits for the callbacks (futexes in
- * liburcu): each callback releases this token when done and destroy acquires
- * it after the barrier, so the hook's memory is seen as quiet afterwards.
- */
-static char id_barrier_token;
-#endif
-
-static void node_free_rcu(struct rcu_head *head)
-{
-	vmres__rcu_callback_enter();
-	struct id_node *n =
-		(struct id_node *)(void *)((char *)head - offsetof(struct id_node, rcu));
-
-	vmres__mem_free(&n->owner->mem, n, sizeof(*n));
-#ifdef VMRES__TSAN
-	/* Pairs with the acquire after the barrier in destroy. */
-	__tsan_release(&id_barrier_token);
-#endif
-}
-
-/* Keeps invariant 7: called only by the winner of the unlink CAS. */
-static void node_retire(struct vmres_id_allocator *ids, struct id_node *n)
-{
-	if (n != &ids->tail)
-		vmres__call_rcu(&n->rcu, node_free_rcu);
-}
-
 /* Sets FROZEN on @link (invariant 5) and returns its final value. */
 static struct vmres__pair link_freeze(struct vmres__pair *link)
 {
@@ -176,45 +131,51 @@ static void id_unlink(struct vmres_id_allocator *ids, struct vmres__pair *pred,
 
 	/* Full barrier; keeps invariant 2: X's successor keeps its interval. */
 	if (vmres__pair_cas(pred, seen, repl))
-		node_retire(ids, x);
+		vmres__id_node_unlinked(ids, x); /* keeps invariant 7 */
 }
 
 /*
  * Finds the link L(P) whose interval is the first with hi >= @id, or the
- * link with no node after the last interval. Helps every deletion it meets,
- * so the result has neither DEL nor FROZEN. Caller holds the RCU read lock.
+ * link with no node after the last interval. Starts where the index says,
+ * helps every deletion it meets, so the result has neither DEL nor FROZEN.
+ * Caller holds the RCU read lock.
  */
 static void id_search(struct vmres_id_allocator *ids, uint32_t id, struct id_pos *pos)
 {
-	struct vmres__pair *pred = &ids->head;
+	struct vmres__pair seen;
+	struct vmres__pair *pred = vmres__id_index_start(ids, id, &seen);
 
 	for (;;) {
-		/* Snapshot; pairs with the CAS that last wrote the link. */
-		struct vmres__pair seen = vmres__pair_load(pred);
 		struct id_node *x = id_link_node(seen.w0);
 
 		if (seen.w0 & ID_LINK_FROZEN) {
-			/* P is dying (invariant 5): restart, helping on the way. */
-			pred = &ids->head;
+			/* P is dying (invariant 5): start again, helping on the way. */
+			pred = vmres__id_index_start(ids, id, &seen);
 			continue;
 		}
 		if (x && (seen.w0 & ID_LINK_DEL)) {
 			id_unlink(ids, pred, seen);
-			continue;
-		}
-		if (x && id_bounds_hi(seen.w1) < id) {
+		} else if (x && id_bounds_hi(seen.w1) < id) {
 			pred = &x->link;
-			continue;
+		} else {
+			pos->pred = pred;
+			pos->seen = seen;
+			return;
 		}
-		pos->pred = pred;
-		pos->seen = seen;
-		return;
+		/* Snapshot; pairs with the CAS that last wrote the link. */
+		seen = vmres__pair_load(pred);
+		vmres__id_search_steps++;
 	}
 }
 
 /*
- * Takes @id out of the interval behind @pos (which holds it) with one CAS.
- * A split needs *@spare and consumes it. Return: true if the CAS succeeded.
+ * Takes @id out of the interval behind @pos (which holds it) with one CAS:
+ *   lo == hi   DEL (the node dies)
+ *   id == lo   lo + 1
+ *   otherwise  the new node *@spare takes [lo, id - 1] in front of X; X keeps
+ *              [id + 1, hi], or dies (DEL) when id == hi. X's hi never
+ *              changes (invariant 3), so it can key the index.
+ * Return: true if the CAS succeeded.
  */
 static bool id_take(struct vmres_id_allocator *ids, const struct id_pos *pos, uint32_t id,
 		    struct id_node **spare)
@@ -222,6 +183,8 @@ static bool id_take(struct vmres_id_allocator *ids, const struct id_pos *pos, ui
 	uint32_t lo = id_bounds_lo(pos->seen.w1);
 	uint32_t hi = id_bounds_hi(pos->seen.w1);
 	struct vmres__pair want = pos->seen;
+	struct vmres__pair a_link;
+	struct id_node *a;
 
 	if (lo == hi) {
 		/* Logical deletion; keeps invariant 6 from here on. */
@@ -233,25 +196,25 @@ static bool id_take(struct vmres_id_allocator *ids, const struct id_pos *pos, ui
 	}
 	if (id == lo) {
 		want.w1 = id_bounds_make(lo + 1, hi); /* keeps invariant 3 */
-	} else if (id == hi) {
-		want.w1 = id_bounds_make(lo, hi - 1); /* keeps invariant 3 */
-	} else {
-		struct id_node *a = *spare;
-
-		/* A is private until the CAS publishes it (release in the CAS). */
-		a->link.w0 = pos->seen.w0;
-		a->link.w1 = id_bounds_make(id + 1, hi);
-		want.w0 = (uint64_t)(uintptr_t)a | (pos->seen.w0 & ID_LINK_NEVER);
-		want.w1 = id_bounds_make(lo, id - 1); /* keeps invariant 2 */
-		if (!vmres__pair_cas(pos->pred, pos->seen, want))
-			return false;
-		*spare = NULL;
-		return true;
+		/* Full barrier; conflicts with every insertion in front of X. */
+		return vmres__pair_cas(pos->pred, pos->seen, want);
 	}
-	/* Full barrier; conflicts with every insertion in front of this interval. */
-	return vmres__pair_cas(pos->pred, pos->seen, want);
+	/* A is private until the CAS publishes it (release in the CAS). */
+	a = *spare;
+	a_link.w0 = pos->seen.w0 | (id == hi ? ID_LINK_DEL : 0);
+	a_link.w1 = id == hi ? id_bounds_make(hi, hi) : id_bounds_make(id + 1, hi);
+	a->link = a_link;
+	want.w0 = (uint64_t)(uintptr_t)a | (pos->seen.w0 & ID_LINK_NEVER);
+	want.w1 = id_bounds_make(lo, id - 1); /* keeps invariant 2 */
+	/* Full barrier; the split is this one CAS. */
+	if (!vmres__pair_cas(pos->pred, pos->seen, want))
+		return false;
+	*spare = NULL;
+	if (id == hi)
+		id_unlink(ids, &a->link, a_link); /* X died in A's link */
+	vmres__id_index_insert(ids, a);
+	return true;
 }
-
 static bool id_in_range(const struct vmres_id_allocator *ids, uint32_t id)
 {
 	return id >= ids->first && id <= ids->last;
@@ -273,6 +236,7 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 {
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids;
+	struct id_node *tail;
 	int rc;
 
 	if (!out)
@@ -288,10 +252,16 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 	ids->mem = ops;
 	ids->first = first;
 	ids->last = last;
-	ids->tail.owner = ids;
-	ids->tail.link = (struct vmres__pair){ 0, 0 };
+	for (int l = 0; l < ID_INDEX_LEVELS; l++)
+		ids->head_up[l] = 0;
+	/* The never-handed-out [first, last]; not indexed (nothing lies past it). */
+	tail = vmres__id_node_alloc(ids, last, false);
+	if (!tail) {
+		vmres__mem_free(&ops, ids, sizeof(*ids));
+		return VMRES_E_NOMEM;
+	}
 	/* Published to other threads by however the caller hands @ids over. */
-	ids->head = (struct vmres__pair){ (uint64_t)(uintptr_t)&ids->tail | ID_LINK_NEVER,
+	ids->head = (struct vmres__pair){ (uint64_t)(uintptr_t)tail | ID_LINK_NEVER,
 					  id_bounds_make(first, last) };
 	*out = ids;
 	return VMRES_OK;
@@ -309,15 +279,11 @@ void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 	while (n) {
 		struct id_node *next = id_link_node(vmres__pair_load(&n->link).w0);
 
-		node_free_now(ids, n);
+		vmres__id_node_free_now(ids, n);
 		n = next;
 	}
 	/* Retired nodes' callbacks read ids->mem: wait for them first. */
-	vmres__rcu_barrier();
-#ifdef VMRES__TSAN
-	/* Pairs with the release at the end of node_free_rcu(). */
-	__tsan_acquire(&id_barrier_token);
-#endif
+	vmres__id_rcu_barrier();
 	ops = ids->mem;
 	vmres__mem_free(&ops, ids, sizeof(*ids));
 }
@@ -364,17 +330,14 @@ int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id)
 		return VMRES_E_OUT_OF_RANGE;
 	vmres__rcu_read_lock();
 	for (;;) {
-		uint32_t lo, hi;
-
 		id_search(ids, id, &pos);
 		if (!id_pos_holds(&pos, id)) {
 			rc = VMRES_E_IN_USE; /* linearization point: the last load */
 			break;
 		}
-		lo = id_bounds_lo(pos.seen.w1);
-		hi = id_bounds_hi(pos.seen.w1);
-		if (lo < id && id < hi && !spare) {
-			spare = node_alloc(ids);
+		if (id_bounds_lo(pos.seen.w1) < id && !spare) {
+			/* A split or a take at hi: the new node holds [lo, id - 1]. */
+			spare = vmres__id_node_alloc(ids, id - 1, true);
 			if (!spare) {
 				rc = VMRES_E_NOMEM;
 				break;
@@ -387,7 +350,7 @@ int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id)
 	}
 	vmres__rcu_read_unlock();
 	if (spare)
-		node_free_now(ids, spare); /* never published */
+		vmres__id_node_free_now(ids, spare); /* never published */
 	return rc;
 }
 
@@ -412,7 +375,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 			break;
 		}
 		if (!spare) {
-			spare = node_alloc(ids);
+			spare = vmres__id_node_alloc(ids, id, true);
 			if (!spare) {
 				rc = VMRES_E_NOMEM;
 				break;
@@ -423,6 +386,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 		want = (struct vmres__pair){ (uint64_t)(uintptr_t)spare, id_bounds_make(id, id) };
 		/* Full barrier; keeps invariant 2 (P's interval < id < the next one). */
 		if (vmres__pair_cas(pos.pred, pos.seen, want)) { /* linearization point */
+			vmres__id_index_insert(ids, spare);
 			spare = NULL;
 			rc = VMRES_OK;
 			break;
@@ -430,7 +394,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 	}
 	vmres__rcu_read_unlock();
 	if (spare)
-		node_free_now(ids, spare); /* never published */
+		vmres__id_node_free_now(ids, spare); /* never published */
 	return rc;
 }
 

@@ -18,8 +18,41 @@ static int id_check_fail(int invariant, const char *what, uint32_t lo, uint32_t 
 	return -invariant;
 }
 
+/* The index is checked for lists up to this many nodes (tests stay below). */
+#define ID_CHECK_MAX_NODES 262144
+
+/*
+ * At rest, index level l holds exactly the list's nodes of height > l, in
+ * list order, none marked (invariants 8 to 10: dying nodes were removed
+ * before their operation returned).
+ */
+static int id_check_index(struct vmres_id_allocator *ids, struct id_node **order, uint64_t n)
+{
+	for (int l = 0; l < ID_INDEX_LEVELS; l++) {
+		uintptr_t cur = vmres__uptr_load_acquire(&ids->head_up[l]);
+		uint64_t i = 0;
+
+		for (;;) {
+			while (i < n && order[i]->height <= (uint32_t)l)
+				i++;
+			if (cur & ID_UP_MARK)
+				return id_check_fail(9, "marked index pointer at rest", (uint32_t)l,
+						     0);
+			if (!cur && i == n)
+				break;
+			if (!cur || i == n || (struct id_node *)cur != order[i])
+				return id_check_fail(8, "index level differs from the list",
+						     (uint32_t)l, (uint32_t)i);
+			cur = vmres__uptr_load_acquire(&((struct id_node *)cur)->up[l]);
+			i++;
+		}
+	}
+	return 0;
+}
+
 int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stats)
 {
+	static struct id_node *order[ID_CHECK_MAX_NODES]; /* quiet allocator, one checker */
 	struct vmres__id_stats st = { 0 };
 	struct vmres__pair link = vmres__pair_load(&ids->head);
 	bool in_front_dead = false;
@@ -44,6 +77,12 @@ int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stat
 			return id_check_fail(3, "deleted interval of more than one ID", lo, hi);
 		if (!(link.w0 & ID_LINK_NEVER) && lo != hi)
 			return id_check_fail(3, "freed interval of more than one ID", lo, hi);
+		if (x->key != hi)
+			return id_check_fail(3, "interval hi differs from the node's key", lo, hi);
+		if (x->height > ID_INDEX_LEVELS)
+			return id_check_fail(8, "node taller than the index", lo, hi);
+		if (st.nodes <= ID_CHECK_MAX_NODES)
+			order[st.nodes - 1] = x;
 		if (!(link.w0 & ID_LINK_DEL)) {
 			st.intervals++;
 			st.free_ids += (uint64_t)hi - lo + 1;
@@ -55,6 +94,12 @@ int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stat
 		link = vmres__pair_load(&x->link);
 		if ((link.w0 & ID_LINK_FROZEN) && !in_front_dead)
 			return id_check_fail(5, "frozen link of a live node", lo, hi);
+	}
+	if (st.nodes <= ID_CHECK_MAX_NODES) {
+		int rc = id_check_index(ids, order, st.nodes);
+
+		if (rc)
+			return rc;
 	}
 	if (stats)
 		*stats = st;
@@ -74,4 +119,9 @@ void vmres__id_foreach_free(struct vmres_id_allocator *ids,
 			      link.w0 & ID_LINK_NEVER);
 		link = vmres__pair_load(&x->link);
 	}
+}
+
+uint64_t vmres__id_steps(void)
+{
+	return vmres__id_search_steps;
 }

@@ -259,6 +259,46 @@ static void test_id_alloc_at_splits_many(void **state)
 	vmres_id_allocator_destroy(ids);
 }
 
+/*
+ * 100,000 free IDs: free, alloc_at and is_allocated anywhere in them visit a
+ * logarithmic number of nodes, not a walk along the list (which would be
+ * about 50,000 steps on average).
+ */
+static void test_id_searches_stay_logarithmic(void **state)
+{
+	(void)state;
+	const uint32_t n = 200000;
+	struct vmres_id_allocator *ids = make(0, n - 1);
+	struct vmres__id_stats st;
+	uint64_t rng = 12345, before, steps;
+	uint32_t id;
+
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t i = 0; i < n; i += 2)
+		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.free_ids, n / 2);
+	before = vmres__id_steps();
+	for (int k = 0; k < 1000; k++) {
+		id = (uint32_t)vmres_test_rand_below(&rng, n);
+		if (id % 2) {
+			assert_int_equal(vmres_id_free(ids, id), VMRES_OK);
+			assert_int_equal(vmres_id_alloc_at(ids, id), VMRES_OK);
+		} else {
+			assert_false(vmres_id_is_allocated(ids, id));
+			assert_int_equal(vmres_id_alloc_at(ids, id), VMRES_OK);
+			assert_int_equal(vmres_id_free(ids, id), VMRES_OK);
+		}
+	}
+	steps = (vmres__id_steps() - before) / 2000;
+	printf("average search: %llu steps over %u free IDs\n", (unsigned long long)steps, n / 2);
+	assert_true(steps < 200);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.free_ids, n / 2);
+	vmres_id_allocator_destroy(ids);
+}
+
 /* ---- differential test against a bitmap model ---------------------------- */
 
 struct model {
@@ -334,12 +374,15 @@ static void model_compare(struct model *m, struct vmres_id_allocator *ids)
 	assert_int_equal(st.free_ids, free_count);
 }
 
-/* Whether alloc_at(@id) splits a never-handed-out interval: its neighbours are in it too. */
-static bool model_needs_split(const struct model *m, uint32_t id)
+/*
+ * Whether alloc_at(@id) makes a node: @id is never-handed-out and not the
+ * first ID of its run (a split, or a take at the run's hi).
+ */
+static bool model_needs_node(const struct model *m, uint32_t id)
 {
 	uint32_t i = id - m->first;
 
-	return !m->ever[i] && i > 0 && i + 1 < m->size && !m->ever[i - 1] && !m->ever[i + 1];
+	return !m->ever[i] && i > 0 && !m->ever[i - 1];
 }
 
 static uint32_t random_id(const struct model *m, uint64_t *rng)
@@ -472,7 +515,8 @@ static void snap_take(struct vmres_id_allocator *ids, struct snapshot *s)
  * state and the memory counters exactly as they were; then it must succeed.
  */
 static void fails_cleanly(struct vmres_id_allocator *ids, struct vmres_test_mem *mem,
-			  int (*op)(struct vmres_id_allocator *ids, uint32_t id), uint32_t id)
+			  int (*op)(struct vmres_id_allocator *ids, uint32_t id), uint32_t id,
+			  int64_t node_delta)
 {
 	struct snapshot before, after;
 	int64_t blocks = vmres_test_mem_live_blocks(mem);
@@ -488,7 +532,8 @@ static void fails_cleanly(struct vmres_id_allocator *ids, struct vmres_test_mem 
 	assert_memory_equal(&before, &after, sizeof(before));
 	check_ok(ids);
 	assert_int_equal(op(ids, id), VMRES_OK);
-	assert_int_equal(vmres_test_mem_live_blocks(mem), blocks + 1);
+	vmres_rcu_barrier(); /* a node the op retired is gone now */
+	assert_int_equal(vmres_test_mem_live_blocks(mem), blocks + node_delta);
 }
 
 static void test_id_nomem_leaves_state_unchanged(void **state)
@@ -501,38 +546,42 @@ static void test_id_nomem_leaves_state_unchanged(void **state)
 
 	vmres_test_mem_init(&mem);
 	ops = vmres_test_mem_ops(&mem);
-	/* create: its one allocation fails. */
-	vmres_test_mem_fail_after(&mem, 0);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_E_NOMEM);
-	assert_null(ids);
-	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	/* create: the allocator, then its first node. */
+	for (int64_t k = 0; k < 2; k++) {
+		vmres_test_mem_fail_after(&mem, k);
+		assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_E_NOMEM);
+		assert_null(ids);
+		assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	}
 	vmres_test_mem_fail_after(&mem, -1);
 	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
-	assert_int_equal(vmres_test_mem_live_blocks(&mem), 1);
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 2);
 
 	for (uint32_t i = 0; i < 10; i++)
 		assert_int_equal(alloc_ok(ids), i);
 	/* free: its node, in front of the tail and between freed IDs. */
-	fails_cleanly(ids, &mem, vmres_id_free, 5);
-	fails_cleanly(ids, &mem, vmres_id_free, 2);
-	fails_cleanly(ids, &mem, vmres_id_free, 9);
-	fails_cleanly(ids, &mem, vmres_id_free, 0);
-	/* alloc_at: the split node, inside the tail. */
-	fails_cleanly(ids, &mem, vmres_id_alloc_at, 50);
-	fails_cleanly(ids, &mem, vmres_id_alloc_at, 30);
+	fails_cleanly(ids, &mem, vmres_id_free, 5, 1);
+	fails_cleanly(ids, &mem, vmres_id_free, 2, 1);
+	fails_cleanly(ids, &mem, vmres_id_free, 9, 1);
+	fails_cleanly(ids, &mem, vmres_id_free, 0, 1);
+	/* alloc_at: the split node, inside the tail... */
+	fails_cleanly(ids, &mem, vmres_id_alloc_at, 50, 1);
+	fails_cleanly(ids, &mem, vmres_id_alloc_at, 30, 1);
+	/* ...and the node taking [lo, hi - 1] at a never-handed-out hi (X dies). */
+	fails_cleanly(ids, &mem, vmres_id_alloc_at, 99, 0);
 
 	/* What needs no memory still works while every allocation fails. */
 	vmres_test_mem_fail_after(&mem, 0);
 	assert_int_equal(alloc_ok(ids), 0);			/* a freed ID */
 	assert_int_equal(vmres_id_alloc_at(ids, 10), VMRES_OK); /* tail lo */
-	assert_int_equal(vmres_id_alloc_at(ids, 99), VMRES_OK); /* tail hi */
+	assert_int_equal(vmres_id_alloc_at(ids, 51), VMRES_OK); /* a piece's lo */
 	assert_int_equal(vmres_id_alloc_at(ids, 2), VMRES_OK);	/* a freed ID */
 	assert_int_equal(vmres_id_free(ids, 40), VMRES_E_NEVER_ALLOCATED);
 	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
 	assert_int_equal(vmres_id_alloc_at(ids, 7), VMRES_E_IN_USE);
 	while (vmres_id_alloc(ids, &id) == VMRES_OK)
 		;
-	assert_int_equal(vmres_test_mem_failures(&mem), 7); /* create + 6 above, none here */
+	assert_int_equal(vmres_test_mem_failures(&mem), 9); /* create 2 + 7 above, none here */
 	vmres_test_mem_fail_after(&mem, -1);
 	check_ok(ids);
 
@@ -584,8 +633,8 @@ static void test_id_random_nomem_and_no_leak(void **state)
 			       : m.held[id - m.first] ? VMRES_E_IN_USE
 						      : VMRES_OK;
 			rc = vmres_id_alloc_at(ids, id);
-			/* Only a split (inside a never-handed-out run) makes a node. */
-			if (fail && want == VMRES_OK && model_needs_split(&m, id)) {
+			/* Only a take inside a never-handed-out run, past its lo, makes a node. */
+			if (fail && want == VMRES_OK && model_needs_node(&m, id)) {
 				assert_int_equal(rc, VMRES_E_NOMEM);
 			} else {
 				assert_int_equal(rc, want);
@@ -618,6 +667,7 @@ int main(void)
 		cmocka_unit_test(test_id_one_id_ranges),
 		cmocka_unit_test(test_id_alloc_at_around_the_tail),
 		cmocka_unit_test(test_id_alloc_at_splits_many),
+		cmocka_unit_test(test_id_searches_stay_logarithmic),
 		cmocka_unit_test(test_id_differential_against_bitmap),
 		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),
 		cmocka_unit_test(test_id_random_nomem_and_no_leak),

@@ -46,4 +46,10 @@ void vmres__id_foreach_free(struct vmres_id_allocator *ids,
 			    void (*visit)(void *ctx, uint32_t lo, uint32_t hi, bool never),
 			    void *ctx);
 
+/*
+ * vmres__id_steps() - list links and index nodes this thread's searches
+ * visited so far (free, alloc_at and is_allocated search; alloc does not)
+ */
+uint64_t vmres__id_steps(void);
+
 #endif /* VMRES_INTERNAL_ID_H */
