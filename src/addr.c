@@ -277,8 +277,8 @@ static int alloc_check(const struct vmres_addr_allocator *a, const struct addr_v
 		prev = vmres__addr_find_le(v->root, req->addr + (req->size - 1));
 		if (prev && prev->end >= req->addr)
 			return VMRES_E_IN_USE;
-	} else if (!vmres__addr_fit(v->root, a->first, a->last, req->size, req->align,
-				    req->policy, &start)) {
+	} else if (!vmres__addr_fit(v->root, a->first, a->last, req->size, req->align, req->policy,
+				    &start)) {
 		return VMRES_E_EXHAUSTED;
 	}
 	*c = (struct addr_change){ true, start, start + (req->size - 1), req->tag };
