@@ -123,6 +123,7 @@ static void reclaim_version(struct rcu_head *head)
 	for (uint32_t i = 0; i < v->retire_count; i++)
 		vmres__mem_free(v->mem, v->retired[i], sizeof(struct addr_node));
 	version_free(v); /* keeps invariant 7 */
+	vmres__rcu_callback_exit(); /* pairs with destroy's vmres__rcu_barrier() (TSAN) */
 }
 
 /* Post-order, recursion bounded by the height (invariant 3). */
