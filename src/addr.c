@@ -68,6 +68,13 @@
  *   lookup, foreach, stats: their one dereference of a->version.
  *   Argument errors are not ordered with anything.
  *
+ * No ABA on the CAS
+ *   A writer compares against the version it dereferenced inside its
+ *   read-side critical section; that version cannot be freed, so its address
+ *   cannot be reused for a newer version, before the writer leaves the
+ *   section (invariant 7). A successful CAS therefore means "nothing was
+ *   published since I read v", and the tree built from v is current.
+ *
  * Memory order
  *   The CAS (full barrier) orders every store into the fresh nodes and the
  *   new version before the pointer is visible; readers' dereference (an
@@ -122,7 +129,7 @@ static void reclaim_version(struct rcu_head *head)
 	v = caa_container_of(head, struct addr_version, rcu);
 	for (uint32_t i = 0; i < v->retire_count; i++)
 		vmres__mem_free(v->mem, v->retired[i], sizeof(struct addr_node));
-	version_free(v); /* keeps invariant 7 */
+	version_free(v);	    /* keeps invariant 7 */
 	vmres__rcu_callback_exit(); /* pairs with destroy's vmres__rcu_barrier() (TSAN) */
 }
 

@@ -79,6 +79,7 @@ int vmres__addr_check(struct vmres_addr_allocator *a)
 	if (!a)
 		return -1;
 	vmres__rcu_read_lock();
+	/* Pairs with the publishing CAS in addr.c: the tree is initialised. */
 	v = vmres__rcu_dereference(a->version);
 	check_tree(&c, v->root);
 	if (c.count != v->ranges || c.bytes != v->bytes)
@@ -94,6 +95,7 @@ unsigned vmres__addr_height(struct vmres_addr_allocator *a)
 	unsigned h;
 
 	vmres__rcu_read_lock();
+	/* Pairs with the publishing CAS in addr.c. */
 	h = vmres__addr_node_height(vmres__rcu_dereference(a->version)->root);
 	vmres__rcu_read_unlock();
 	return h;

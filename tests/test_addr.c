@@ -241,6 +241,10 @@ static void test_addr_foreach_order_and_stop(void **state)
 
 	assert_int_equal(vmres_addr_foreach(NULL, collect_fn, &c), VMRES_E_INVALID_ARGUMENT);
 	assert_int_equal(vmres_addr_foreach(a, NULL, &c), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_stats(NULL, &(struct vmres_addr_stats){ 0 }),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_stats(a, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(largest_free(a), 1024);
 	assert_int_equal(vmres_addr_foreach(a, collect_fn, &c), 0);
 	assert_int_equal(c.n, 0);
 	for (size_t i = 0; i < 8; i++)
