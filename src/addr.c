@@ -232,7 +232,7 @@ static struct addr_node *build_tree(struct addr_build *b, const struct addr_vers
 }
 
 /*
- * One attempt to replace @v by @v with change @c. Inside a read-side
+ * One attempt to replace @v by a new version with change @c applied. Inside a read-side
  * critical section. Return: 1 published, 0 lost the race (retry), or
  * VMRES_E_NOMEM with nothing published.
  */

@@ -14,8 +14,9 @@
  * their alloc returns (linearizability of the publish) until they free it.
  * A second test races writers freeing the same ranges: each range is freed
  * exactly once, every other attempt sees VMRES_E_NOT_FOUND.
- * At the end every range is freed, the invariants hold and, after destroy,
- * the counting hook sees no leak.
+ * The memory hook fails one allocation in 61: NOMEM must change nothing
+ * (a writer's range stays visible after a failed free). At the end every
+ * range is freed, the invariants hold and, after destroy, no block is live.
  */
 #include "vmres_test.h"
 
@@ -69,6 +70,35 @@ static uint64_t tag_sized(uint64_t size)
 static bool tag_matches(struct vmres_range r, uint64_t tag)
 {
 	return tag == tag_exact(r) || tag == tag_sized(r.end - r.start + 1);
+}
+
+/*
+ * A memory hook that fails one allocation in 61, from any thread, so the
+ * NOMEM path (abandon everything built, publish nothing) also runs while
+ * other writers race and readers read. Counts live blocks for the leak check.
+ */
+static int64_t hook_calls, hook_live, hook_failed;
+
+static void *flaky_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	if (__atomic_fetch_add(&hook_calls, 1, __ATOMIC_RELAXED) % 61 == 60) {
+		__atomic_add_fetch(&hook_failed, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	void *p = malloc(size);
+
+	if (p)
+		__atomic_add_fetch(&hook_live, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+static void flaky_free(void *ctx, void *p, size_t size)
+{
+	(void)ctx;
+	(void)size;
+	__atomic_sub_fetch(&hook_live, 1, __ATOMIC_RELAXED);
+	free(p);
 }
 
 struct worker {
@@ -182,7 +212,7 @@ static void writer_alloc(struct worker *w, struct owned *own, unsigned *n)
 			: tag_sized(q.size);
 	rc = vmres_addr_alloc(w->a, &q, &r);
 	CHECK(rc == 0 || rc == VMRES_E_IN_USE || rc == VMRES_E_OUT_OF_RANGE ||
-		      rc == VMRES_E_EXHAUSTED,
+		      rc == VMRES_E_EXHAUSTED || rc == VMRES_E_NOMEM,
 	      "alloc: %d", rc);
 	if (rc)
 		return;
@@ -195,11 +225,16 @@ static void writer_alloc(struct worker *w, struct owned *own, unsigned *n)
 static void writer_free(struct worker *w, struct owned *own, unsigned *n)
 {
 	unsigned i = (unsigned)vmres_test_rand_below(&w->seed, *n);
+	int rc;
 
 	writer_verify_own(w, own[i].r, own[i].tag);
-	CHECK(vmres_addr_free(w->a, own[i].r) == 0,
-	      "free of own [%#" PRIx64 ", %#" PRIx64 "] failed", own[i].r.start, own[i].r.end);
-	own[i] = own[--*n];
+	rc = vmres_addr_free(w->a, own[i].r);
+	CHECK(rc == 0 || rc == VMRES_E_NOMEM, "free of own [%#" PRIx64 ", %#" PRIx64 "]: %d",
+	      own[i].r.start, own[i].r.end, rc);
+	if (rc == 0)
+		own[i] = own[--*n];
+	else
+		writer_verify_own(w, own[i].r, own[i].tag); /* NOMEM: still there */
 }
 
 static void *writer_main(void *arg)
@@ -226,17 +261,15 @@ static void *writer_main(void *arg)
 static void test_addr_stress_readers_and_writers(void **state)
 {
 	(void)state;
-	struct vmres_test_mem tm;
-	struct vmres_mem_ops ops;
+	struct vmres_mem_ops ops = { flaky_alloc, flaky_free, NULL };
 	struct vmres_addr_allocator *a = NULL;
 	struct worker readers[READERS], writers[WRITERS];
 	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_addr_stress_readers_and_writers");
 	unsigned long rops = 0, wops = 0, hits = 0;
 	struct vmres_addr_stats s;
 
-	vmres_test_mem_init(&tm);
-	ops = vmres_test_mem_ops(&tm);
-	assert_int_equal(vmres_addr_allocator_create_ex(SPAN_FIRST, SPAN_LAST, &ops, &a), 0);
+	while (vmres_addr_allocator_create_ex(SPAN_FIRST, SPAN_LAST, &ops, &a) == VMRES_E_NOMEM)
+		;
 	deadline = vmres_test_now() + vmres_test_stress_seconds(2.5);
 	for (int i = 0; i < WRITERS; i++) {
 		writers[i] = (struct worker){ .a = a, .seed = seed + 100 + i };
@@ -257,16 +290,17 @@ static void test_addr_stress_readers_and_writers(void **state)
 		pthread_join(writers[i].thread, NULL);
 		wops += writers[i].ops;
 	}
-	printf("[addr] stress: %lu reader ops (%lu hits), %lu writer ops\n", rops, hits, wops);
+	printf("[addr] stress: %lu reader ops (%lu hits), %lu writer ops, %" PRId64
+	       " injected NOMEM\n",
+	       rops, hits, wops, __atomic_load_n(&hook_failed, __ATOMIC_RELAXED));
 	assert_int_equal(__atomic_load_n(&errors, __ATOMIC_RELAXED), 0);
-	assert_true(hits > 0 && wops > 0);
+	assert_true(hits > 0 && wops > 0 && hook_failed > 0);
 	assert_int_equal(vmres__addr_check(a), 0);
 	assert_int_equal(vmres_addr_stats(a, &s), 0);
 	assert_true(s.ranges == 0 && s.allocated_bytes == 0);
 	assert_int_equal(s.largest_free, SPAN_LAST - SPAN_FIRST + 1);
 	vmres_addr_allocator_destroy(a);
-	assert_int_equal(vmres_test_mem_live_blocks(&tm), 0);
-	assert_int_equal(vmres_test_mem_live_bytes(&tm), 0);
+	assert_int_equal(__atomic_load_n(&hook_live, __ATOMIC_RELAXED), 0); /* no leak */
 }
 
 /* --- racing frees of the same ranges ------------------------------------- */
