@@ -69,7 +69,8 @@ configure_and_build() { # flavor targets...
 	cmake --build "$dir" -j "$jobs" --target "$@"
 }
 
-have_system() { [ -f "$root/bench/bench_system.cc" ]; }
+# The system layer lands after the allocators (bench/CMakeLists.txt).
+have_system() { [ -f "$root/src/system.cmake" ]; }
 
 if [ "$build" = 1 ]; then
 	main_targets=(bench_id bench_addr)
