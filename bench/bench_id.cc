@@ -110,8 +110,8 @@ template <class Impl> void churn_setup(const benchmark::State &st)
 	if (Impl::create(0, n + range_slack - 1, &fx.h))
 		return;
 	std::vector<uint32_t> ids(n);
-	for (uint32_t i = 0; i < n; i++)
-		if (Impl::alloc(fx.h, &ids[i]))
+	for (uint32_t i = 0; i < n; i++) /* fresh: smallest first means 0, 1, 2... */
+		if (Impl::alloc(fx.h, &ids[i]) || ids[i] != i)
 			return;
 	vb::rng r(42 + f);
 	for (uint32_t i = n - 1; i > 0; i--) /* Fisher-Yates */

@@ -35,7 +35,7 @@ int bl_id_bitmap_create(uint32_t first, uint32_t last, struct bl_id_bitmap **out
 		return VMRES_E_INVALID_ARGUMENT;
 	if (first > last)
 		return VMRES_E_INVALID_RANGE;
-	b = aligned_alloc(64, sizeof(*b));
+	b = aligned_alloc(64, (sizeof(*b) + 63) / 64 * 64); /* C11: size a multiple of 64 */
 	if (!b)
 		return VMRES_E_NOMEM;
 	memset(b, 0, sizeof(*b));
