@@ -11,8 +11,8 @@
  * quiescent states: loops call vb::quiesce_every(i).
  *
  * Each binary defines vb::register_benchmarks(); bench_main.cc parses the
- * suite's own flags (--vmres_max_ranges=N, --vmres_max_threads=N) before
- * google-benchmark's.
+ * suite's own flags (--vmres_max_ranges=N, --vmres_max_threads=N,
+ * --vmres_window_s=S) before google-benchmark's.
  */
 #ifndef VMRES_BENCH_COMMON_H
 #define VMRES_BENCH_COMMON_H
@@ -31,6 +31,7 @@ namespace vb
 struct options {
 	uint64_t max_ranges = 1000000; /* largest live-range count swept */
 	int max_threads = 8;	       /* largest thread count swept */
+	double window_s = 0.2;	       /* timed window of windowed benchmarks */
 };
 
 const options &opts();
@@ -69,6 +70,9 @@ struct rng {
 
 /* The thread counts swept: 1, 2, 4, 8, capped by --vmres_max_threads. */
 void thread_sweep(benchmark::internal::Benchmark *b);
+/* The same for benchmarks whose threads each run one timed window
+ * (--vmres_window_s) and report it with SetIterationTime(). */
+void thread_sweep_windowed(benchmark::internal::Benchmark *b);
 
 /* A struct vmres_mem_ops hook that counts the bytes libvmres holds. */
 struct counting_mem {

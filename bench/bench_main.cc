@@ -53,6 +53,13 @@ void thread_sweep(benchmark::internal::Benchmark *b)
 	b->UseRealTime();
 }
 
+void thread_sweep_windowed(benchmark::internal::Benchmark *b)
+{
+	for (int t = 1; t <= g_opts.max_threads; t *= 2)
+		b->Threads(t);
+	b->UseManualTime()->Iterations(1);
+}
+
 static void *count_alloc(void *ctx, size_t size)
 {
 	auto *c = static_cast<counting_mem *>(ctx);
@@ -138,6 +145,8 @@ static void parse_own_flags(int *argc, char **argv)
 			g_opts.max_ranges = std::strtoull(a + 19, nullptr, 10);
 		else if (!std::strncmp(a, "--vmres_max_threads=", 20))
 			g_opts.max_threads = std::atoi(a + 20);
+		else if (!std::strncmp(a, "--vmres_window_s=", 17))
+			g_opts.window_s = std::atof(a + 17);
 		else
 			argv[out++] = argv[i];
 	}
@@ -145,6 +154,8 @@ static void parse_own_flags(int *argc, char **argv)
 	argv[out] = nullptr;
 	if (g_opts.max_threads < 1)
 		g_opts.max_threads = 1;
+	if (!(g_opts.window_s > 0))
+		g_opts.window_s = 0.2;
 }
 
 } // namespace vb

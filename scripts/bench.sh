@@ -45,12 +45,13 @@ jobs=${VMRES_BENCH_JOBS:-2}
 
 if [ "$mode" = quick ]; then
 	flavors=(memb qsbr)
-	run_args=(--benchmark_min_time=0.05 --vmres_max_ranges=100000 --vmres_max_threads=8)
+	run_args=(--benchmark_min_time=0.05 --vmres_max_ranges=100000 --vmres_max_threads=8
+		--vmres_window_s=0.1)
 else
 	flavors=(memb qsbr bp mb)
 	run_args=(--benchmark_min_time=0.2 --benchmark_repetitions=3
 		--benchmark_report_aggregates_only=true
-		--vmres_max_ranges=1000000 --vmres_max_threads=8)
+		--vmres_max_ranges=1000000 --vmres_max_threads=8 --vmres_window_s=0.25)
 fi
 # The lookup workload is what the flavors change; its variants that tell
 # the flavors apart: ours, the rwlock baseline, the ceiling under load.

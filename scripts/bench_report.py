@@ -74,7 +74,7 @@ def find(data, stem, pattern):
 
 
 def threads_rx(t):
-    return r"/real_time/threads:%d" % t
+    return r"(/iterations:\d+)?/(real|manual)_time/threads:%d" % t
 
 
 def id_rate(data, impl, size, t):
@@ -510,6 +510,19 @@ def plots(data, outdir):
         open(os.path.join(outdir, "system_hotplug.gp"), "w").write(gp)
 
 
+def load_md(data):
+    loads = []
+    for stem in sorted(data):
+        la = data[stem]["context"].get("load_avg")
+        if la:
+            loads.append("%s %s" % (stem, "/".join("%.2f" % x for x in la)))
+    if not loads:
+        return ""
+    return ("Load average (1/5/15 min) when each binary started, as google-benchmark "
+            "recorded it: %s. On 2 CPUs, anything above about 0 means other processes "
+            "competed for the cores.\n" % "; ".join(loads))
+
+
 def machine_md(meta):
     if not meta:
         return ""
@@ -535,7 +548,7 @@ def main():
     if os.path.exists(meta_path):
         meta = json.load(open(meta_path))
 
-    md, targets = [machine_md(meta)], []
+    md, targets = [machine_md(meta), load_md(data)], []
     section_id(data, md, targets)
     section_lookup(data, md, targets)
     section_paced(data, md)
