@@ -22,5 +22,8 @@ install(FILES "${PROJECT_BINARY_DIR}/vmresConfig.cmake"
               cmake/FindURCU.cmake cmake/FindCK.cmake
         DESTINATION ${VMRES_CMAKE_DIR})
 
+# Relocatable: prefix is found from the .pc file's own folder.
+file(RELATIVE_PATH VMRES_PC_RELPREFIX "/root/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/root")
+string(REGEX REPLACE "/$" "" VMRES_PC_RELPREFIX "${VMRES_PC_RELPREFIX}")
 configure_file(cmake/vmres.pc.in "${PROJECT_BINARY_DIR}/vmres.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/vmres.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -6,9 +6,7 @@
 #ifndef VMRES_EXPORT_H
 #define VMRES_EXPORT_H
 
-#if defined(VMRES_STATIC_DEFINE)
-#define VMRES_API
-#elif defined(__GNUC__) || defined(__clang__)
+#if defined(__GNUC__) || defined(__clang__)
 #define VMRES_API __attribute__((visibility("default")))
 #else
 #define VMRES_API
