@@ -38,10 +38,10 @@ bool vmres_kind_is_id(enum vmres_kind kind)
  * Sources of each value (file paths in docs/layouts.md):
  *   PIO: the whole x86 port space, as every VMM's PIO bus.
  *   MMIO32: cloud-hypervisor's MEM_32BIT_DEVICES_START/SIZE (3 GiB, 640 MiB),
- *     below its PCI MMCONFIG window; inside Firecracker's and crosvm's
- *     768 MiB gap below 4 GiB (MMIO_MEM_START = 0xd0000000 starts inside it).
- *   MMIO64: 256 GiB .. 1 TiB - 1: inside a 40-bit guest physical space and
- *     above any RAM a small VM maps from 4 GiB up.
+ *     below its PCI MMCONFIG window; inside Firecracker's 32-bit device
+ *     window (MMIO32_MEM_START = 3 GiB up to PCI_MMCONFIG_START).
+ *   MMIO64: Firecracker's MMIO64_MEM_START/SIZE: 256 GiB .. 512 GiB - 1,
+ *     inside a 39-bit guest physical space; RAM goes below and above it.
  *   LEGACY_IRQ: Firecracker's IRQ_BASE = 5 .. IRQ_MAX = 23 (IOAPIC pins).
  *   MSI_GSI: after the 24 IOAPIC pins (cloud-hypervisor's GsiAllocator starts
  *     next_gsi at base + pins) up to KVM_MAX_IRQ_ROUTES (4096) - 1.
@@ -54,7 +54,7 @@ void vmres_layout_x86_64_default(struct vmres_layout *out)
 	static const struct vmres_range spans[VMRES_KIND_COUNT] = {
 		[VMRES_PIO] = { 0x0, 0xffff },
 		[VMRES_MMIO32] = { 0xc0000000ull, 0xc0000000ull + (640ull << 20) - 1 },
-		[VMRES_MMIO64] = { 256ull << 30, (1ull << 40) - 1 },
+		[VMRES_MMIO64] = { 256ull << 30, (512ull << 30) - 1 },
 		[VMRES_LEGACY_IRQ] = { 5, 23 },
 		[VMRES_MSI_GSI] = { 24, 4095 },
 		[VMRES_DEVICE_ID] = { 0, 0xffff },

@@ -119,7 +119,12 @@ static void test_system_default_layout_values(void **state)
 	assert_int_equal(l.span[VMRES_PIO].end, 0xffff);
 	assert_true(l.span[VMRES_MMIO32].end < (1ull << 32));
 	assert_int_equal(l.span[VMRES_MMIO32].start, 0xc0000000ull);
-	assert_true(l.span[VMRES_MMIO64].start >= (1ull << 32));
+	assert_int_equal(l.span[VMRES_MMIO32].end, 0xe7ffffffull);
+	assert_int_equal(l.span[VMRES_MMIO64].start, 256ull << 30);
+	assert_int_equal(l.span[VMRES_MMIO64].end, (512ull << 30) - 1);
+	assert_int_equal(l.span[VMRES_DEVICE_ID].start, 0);
+	assert_int_equal(l.span[VMRES_MEM_SLOT].start, 0);
+	assert_int_equal(l.span[VMRES_MEM_SLOT].end, 508);
 	assert_int_equal(l.span[VMRES_LEGACY_IRQ].start, 5);
 	assert_int_equal(l.span[VMRES_LEGACY_IRQ].end, 23);
 	assert_int_equal(l.span[VMRES_MSI_GSI].start, 24);

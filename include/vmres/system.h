@@ -77,7 +77,7 @@ struct vmres_system; /* opaque, thread-safe */
  * Every kind is present:
  *   PIO          [0x0, 0xffff]                   the whole port space
  *   MMIO32       [0xc0000000, 0xe7ffffff]        640 MiB below 4 GiB
- *   MMIO64       [0x4000000000, 0xffffffffff]    256 GiB .. 1 TiB - 1
+ *   MMIO64       [0x4000000000, 0x7fffffffff]    256 GiB .. 512 GiB - 1
  *   LEGACY_IRQ   [5, 23]                         IOAPIC pins after the ISA ones
  *   MSI_GSI      [24, 4095]                      GSIs past the IOAPIC
  *   DEVICE_ID    [0, 65535]
