@@ -255,8 +255,7 @@ int vmres_system_create_ex(const struct vmres_layout *layout, const struct vmres
 		err = kind_init(sys, (enum vmres_kind)k);
 	if (err) {
 		kinds_destroy(sys);
-		if (sys->reserve.arena)
-			vmres__reserve_fini(sys);
+		vmres__reserve_fini(sys); /* no-op for arenas never taken */
 		vmres__mem_free(&user_mem, sys, sizeof(*sys));
 		return err;
 	}

@@ -24,9 +24,12 @@
  *
  * Rollback frees may need memory. They run inside vmres__rollback_enter()/
  * _leave(), so a system's callbacks fall back on the system's reserve when
- * the memory hook fails (system_reserve.c); a free that still fails with
- * VMRES_E_NOMEM is retried, yielding, up to ROLLBACK_TRIES times, and then
- * counted in rollback_leaks and left allocated (documented in system.h).
+ * the memory hook fails (system_reserve.c). Reserve blocks come back when
+ * the nodes they became are retired and their RCU callbacks run, so a free
+ * that still fails with VMRES_E_NOMEM is retried: first after a yield, then
+ * after an RCU barrier (which runs every queued callback, giving retired
+ * memory back to the hook and the reserve), up to ROLLBACK_TRIES times. Only
+ * then is it counted in rollback_leaks and left allocated (system.h).
  *
  * Invariants:
  *   1. During phase 2, out[0..i) are exactly the resources this call holds.
@@ -43,9 +46,11 @@
 #include <vmres/system.h>
 
 #include "internal/atomic.h"
+#include "internal/rcu.h"
 #include "internal/system.h"
 
-#define ROLLBACK_TRIES 100
+#define ROLLBACK_TRIES 10
+#define ROLLBACK_YIELDS 2 /* tries that only yield before barriers are used */
 
 static struct vmres_system *system_of(struct vmres_allocator *a)
 {
@@ -69,7 +74,11 @@ static void give_back(struct vmres_allocator *a, const struct vmres_resource *re
 		err = a->free(a, res);
 		if (err != VMRES_E_NOMEM || tries + 1 >= ROLLBACK_TRIES)
 			break;
-		sched_yield(); /* memory may come back as RCU callbacks run */
+		/* Memory comes back as RCU callbacks run: let them, then make them. */
+		if (tries < ROLLBACK_YIELDS)
+			sched_yield();
+		else
+			vmres__rcu_barrier(); /* not in a read-side section here */
 	}
 	vmres__rollback_leave();
 	if (err && sys)

@@ -190,9 +190,11 @@ VMRES_API int vmres_system_allocate(struct vmres_system *sys, const struct vmres
  * never owned by two callers. The batch is not one atomic step: a
  * concurrent lookup may find part of a batch that is then rolled back, and
  * a concurrent allocation may fail for lack of space that such a batch held
- * for a moment. Lock-free (no global lock), except that a rollback whose
- * memory hook and reserve both fail retries, yielding, a bounded number of
- * times (see struct vmres_system_counters).
+ * for a moment. Lock-free (no global lock), except under memory
+ * exhaustion: a rollback whose memory hook and reserve both fail retries a
+ * bounded number of times, yielding and then waiting for RCU callbacks to
+ * give memory back (an RCU barrier: blocks; see struct
+ * vmres_system_counters). So call it outside any RCU read-side section.
  */
 VMRES_API int vmres_system_allocate_ex(struct vmres_system *sys, const struct vmres_request *reqs,
 				       size_t n, struct vmres_resource *out, size_t *failed_index);

@@ -20,18 +20,36 @@
 	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /*
- * The rollback reserve: VMRES__RESERVE_BLOCKS blocks of VMRES__RESERVE_BLOCK
- * bytes cut from one arena taken from the embedder's hook at create. A
- * lock-free stack (Treiber) of block indices; the head packs a version in
- * its high 32 bits against ABA, the index + 1 (0 = empty) in the low 32.
+ * The rollback reserve: two classes of blocks, each cut from one arena taken
+ * from the embedder's hook at create (system_reserve.c). Small blocks fit
+ * tree and list nodes, large ones the address allocator's version records
+ * (which grow with the tree's height). Each class is a lock-free stack
+ * (Treiber) of block indices; the head packs a version in its high 32 bits
+ * against ABA, the index + 1 (0 = empty) in the low 32.
  */
-#define VMRES__RESERVE_BLOCK 256u
-#define VMRES__RESERVE_BLOCKS (VMRES_SYSTEM_RESERVE_BYTES / VMRES__RESERVE_BLOCK)
+#define VMRES__RESERVE_SMALL_BLOCK 128u
+#define VMRES__RESERVE_SMALL_COUNT 256u
+#define VMRES__RESERVE_LARGE_BLOCK 2048u
+#define VMRES__RESERVE_LARGE_COUNT 16u
+#define VMRES__RESERVE_CLASSES 2
+
+_Static_assert(VMRES__RESERVE_SMALL_BLOCK *VMRES__RESERVE_SMALL_COUNT +
+			       VMRES__RESERVE_LARGE_BLOCK * VMRES__RESERVE_LARGE_COUNT ==
+		       VMRES_SYSTEM_RESERVE_BYTES,
+	       "the reserve's classes add up to what system.h promises");
+
+struct vmres__reserve_class {
+	unsigned char *arena; /* block * count bytes, aligned as the hook aligns */
+	size_t block;
+	uint32_t count;
+	uint64_t head;	/* version << 32 | (top index + 1) */
+	uint64_t *next; /* next[i]: the link below block i while it is stacked */
+};
 
 struct vmres__reserve {
-	unsigned char *arena;		      /* VMRES_SYSTEM_RESERVE_BYTES, 16-byte aligned */
-	uint64_t head;			      /* version << 32 | (top index + 1) */
-	uint64_t next[VMRES__RESERVE_BLOCKS]; /* below each pushed block */
+	struct vmres__reserve_class cls[VMRES__RESERVE_CLASSES]; /* by block size */
+	uint64_t next_small[VMRES__RESERVE_SMALL_COUNT];
+	uint64_t next_large[VMRES__RESERVE_LARGE_COUNT];
 };
 
 /*
@@ -73,7 +91,7 @@ void vmres__system_count(struct vmres_system *sys, size_t counter_offset);
 #define VMRES__COUNT(sys, field) \
 	vmres__system_count((sys), offsetof(struct vmres_system_counters, field))
 
-/* Checkers for tests: blocks currently in the reserve's free stack. */
-unsigned vmres__reserve_free_blocks(struct vmres_system *sys);
+/* Checker for tests: blocks currently stacked in class @cls (quiescent callers only). */
+unsigned vmres__reserve_free_blocks(struct vmres_system *sys, unsigned cls);
 
 #endif /* VMRES_INTERNAL_SYSTEM_H */
