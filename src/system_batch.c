@@ -86,13 +86,14 @@ static void give_back(struct vmres_allocator *a, const struct vmres_resource *re
 }
 
 static void roll_back(struct vmres_allocator *const table[VMRES_KIND_COUNT],
-		      const struct vmres_resource *out, size_t taken,
-		      struct vmres_allocator *failed)
+		      const struct vmres_request *reqs, const struct vmres_resource *out,
+		      size_t taken, struct vmres_allocator *failed)
 {
 	struct vmres_system *sys = system_of(failed);
 
+	/* Through the callback that took it (the request's kind, checked in phase 1). */
 	while (taken-- > 0)
-		give_back(table[out[taken].kind], &out[taken]); /* invariant 1 */
+		give_back(table[reqs[taken].kind], &out[taken]); /* invariant 1 */
 	if (sys)
 		VMRES__COUNT(sys, rollbacks);
 }
@@ -129,7 +130,7 @@ static int take_batch(struct vmres_allocator *const table[VMRES_KIND_COUNT],
 		int err = a->allocate(a, &reqs[i], &out[i]);
 
 		if (err) {
-			roll_back(table, out, i, a);
+			roll_back(table, reqs, out, i, a);
 			set_index(failed_index, i);
 			return err;
 		}
