@@ -133,6 +133,7 @@ static void *hotplug_thread(void *arg)
 
 	vmres_thread_register();
 	while (vmres_test_now() < deadline) {
+		vmres_thread_quiescent(); /* qsbr builds: let grace periods end */
 		bool want_plug = nheld < HOLD_MAX && (nheld == 0 || vmres_test_rand_below(&rng, 2));
 
 		if (want_plug) {
@@ -166,6 +167,7 @@ static void *lookup_thread(void *arg)
 		struct vmres_resource hit;
 		int err;
 
+		vmres_thread_quiescent();
 		if (!before)
 			continue;
 		err = vmres_system_lookup(sys, VMRES_PIO, port, &hit);
