@@ -160,7 +160,8 @@ static void *lookup_thread(void *arg)
 
 	vmres_thread_register();
 	while (vmres_test_now() < deadline) {
-		uint64_t slot = vmres_test_rand_below(&rng, PIO_SLOTS);
+		/* FIRST fit packs the live ranges (at most 18) into the lowest slots. */
+		uint64_t slot = vmres_test_rand_below(&rng, 4 * HOTPLUG_THREADS * HOLD_MAX);
 		uint64_t port = slot * PIO_SLOT + vmres_test_rand_below(&rng, PIO_SLOT);
 		/* Acquire: pairs with claim(), so the allocation happened before. */
 		uint64_t before = __atomic_load_n(&pio_owner[slot], __ATOMIC_ACQUIRE);
