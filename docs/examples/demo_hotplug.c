@@ -212,6 +212,8 @@ static void report(struct hotplug_shared *sh, struct vcpu *vcpus, unsigned nvcpu
 {
 	uint64_t total = 0, wrong = 0;
 
+	printf("    devices: %zu of %zu slots plugged when hotplug stopped\n",
+	       live_devices(&sh->dm), sh->dm.nslots);
 	printf("    resources per kind (handed out during the run / held when hotplug stopped):\n");
 	for (int k = 0; k < VMRES_KIND_COUNT; k++)
 		printf("      %-10s %10llu / %-6llu%s\n", vmres_kind_name((enum vmres_kind)k),
@@ -254,6 +256,23 @@ static void teardown_devices(struct hotplug_shared *sh, struct demo_result *res)
 	}
 }
 
+static void free_all(struct hotplug_shared *sh, struct demo_slot *slots, struct vcpu *vcpus,
+		     struct hotplug *hps)
+{
+	free(sh);
+	free(slots);
+	free(vcpus);
+	free(hps);
+}
+
+static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	if (pthread_create(t, NULL, fn, arg)) {
+		fprintf(stderr, "vmres-demo: cannot start a thread\n");
+		exit(1); /* a demo: no partial run to report */
+	}
+}
+
 static void run_threads(struct hotplug_shared *sh, const struct demo_options *opt,
 			struct vcpu *vcpus, struct hotplug *hps)
 {
@@ -264,12 +283,12 @@ static void run_threads(struct hotplug_shared *sh, const struct demo_options *op
 	for (unsigned i = 0; i < opt->vcpus; i++) {
 		vcpus[i].sh = sh;
 		vcpus[i].seed = opt->seed ^ (0x1000u + i) * 0x9e3779b97f4a7c15ull;
-		pthread_create(&vcpus[i].thread, NULL, vcpu_main, &vcpus[i]);
+		start_thread(&vcpus[i].thread, vcpu_main, &vcpus[i]);
 	}
 	for (unsigned i = 0; i < opt->hotplug_threads; i++) {
 		hps[i].sh = sh;
 		hps[i].seed = opt->seed ^ (0x2000u + i) * 0xbf58476d1ce4e5b9ull;
-		pthread_create(&hps[i].thread, NULL, hotplug_main, &hps[i]);
+		start_thread(&hps[i].thread, hotplug_main, &hps[i]);
 	}
 	progress(sh, vcpus, opt->vcpus, start, tick);
 	for (unsigned i = 0; i < opt->hotplug_threads; i++)
@@ -298,7 +317,7 @@ void demo_case_hotplug(const struct demo_options *opt, struct demo_result *res)
 	if (!sh || !slots || !vcpus || !hps || vmres_system_create_ex(&l, &ops, &sys)) {
 		printf("    UNEXPECTED: out of memory\n");
 		res->errors++;
-		free(sh), free(slots), free(vcpus), free(hps);
+		free_all(sh, slots, vcpus, hps);
 		return;
 	}
 	demo_dm_init(&sh->dm, sys, true, slots, opt->devices);
@@ -323,5 +342,5 @@ void demo_case_hotplug(const struct demo_options *opt, struct demo_result *res)
 	if (c.rollbacks != atomic_load(&sh->refused) || c.rollback_leaks)
 		res->errors++;
 	demo_destroy_checked(sys, &mem, res, "    ");
-	free(sh), free(slots), free(vcpus), free(hps);
+	free_all(sh, slots, vcpus, hps);
 }
