@@ -138,4 +138,60 @@ static inline void vmres__fence_seq_cst(void)
 #endif
 }
 
+/*
+ * vmres__pair_*: two adjacent 64-bit words read and changed as one unit
+ * (a double-width CAS, cmpxchg16b). 16-byte aligned. Used by the ID
+ * allocator for a list link that carries a pointer and the interval it
+ * points to.
+ *   vmres__pair_load  an atomic snapshot of both words; normal builds use
+ *                     ck_pr_load_64_2 (a locked cmpxchg16b that writes back
+ *                     the value it read: a full barrier), TSAN builds an
+ *                     acquire __atomic load (TSAN's 128-bit atomics are
+ *                     serialised by its runtime)
+ *   vmres__pair_cas   full barrier (sequentially consistent) double-width CAS
+ * Under TSAN, clang needs -mcx16 for the 16-byte builtins (src/id.cmake).
+ */
+struct vmres__pair {
+	_Alignas(16) uint64_t w0;
+	uint64_t w1;
+};
+
+#ifdef VMRES__TSAN
+__extension__ typedef unsigned __int128 vmres__u128;
+
+static inline struct vmres__pair vmres__pair_load(const struct vmres__pair *p)
+{
+	vmres__u128 v = __atomic_load_n((const vmres__u128 *)(const void *)p, __ATOMIC_ACQUIRE);
+
+	return (struct vmres__pair){ (uint64_t)v, (uint64_t)(v >> 64) };
+}
+
+static inline bool vmres__pair_cas(struct vmres__pair *p, struct vmres__pair expected,
+				   struct vmres__pair desired)
+{
+	vmres__u128 e = ((vmres__u128)expected.w1 << 64) | expected.w0;
+	vmres__u128 d = ((vmres__u128)desired.w1 << 64) | desired.w0;
+
+	return __atomic_compare_exchange_n((vmres__u128 *)(void *)p, &e, d, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST);
+}
+#else
+static inline struct vmres__pair vmres__pair_load(const struct vmres__pair *p)
+{
+	uint64_t v[2];
+
+	ck_pr_load_64_2((const uint64_t *)(const void *)p, v);
+	return (struct vmres__pair){ v[0], v[1] };
+}
+
+static inline bool vmres__pair_cas(struct vmres__pair *p, struct vmres__pair expected,
+				   struct vmres__pair desired)
+{
+	uint64_t e[2] = { expected.w0, expected.w1 };
+	uint64_t d[2] = { desired.w0, desired.w1 };
+
+	return ck_pr_cas_64_2((uint64_t *)(void *)p, e, d);
+}
+#endif
+
 #endif /* VMRES_INTERNAL_ATOMIC_H */

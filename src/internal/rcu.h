@@ -42,6 +42,13 @@
 #ifdef VMRES__TSAN
 #include <sanitizer/tsan_interface.h>
 extern char vmres__rcu_gp_token;
+/*
+ * Released at the end of every call_rcu callback that calls
+ * vmres__rcu_callback_exit(), acquired when vmres__rcu_barrier() returns:
+ * TSAN's stand-in for "rcu_barrier() waited for the callbacks". A weak
+ * definition, so this header alone provides it.
+ */
+__attribute__((weak)) char vmres__rcu_barrier_token;
 #endif
 
 static inline void vmres__rcu_read_lock(void)
@@ -67,6 +74,15 @@ static inline void vmres__rcu_callback_enter(void)
 #endif
 }
 
+/* Last statement of a call_rcu callback whose work a barrier must order. */
+static inline void vmres__rcu_callback_exit(void)
+{
+#ifdef VMRES__TSAN
+	/* Pairs with the acquire in vmres__rcu_barrier(). */
+	__tsan_release(&vmres__rcu_barrier_token);
+#endif
+}
+
 static inline void vmres__call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *head))
 {
 	VMRES__URCU(call_rcu)(head, fn);
@@ -75,6 +91,10 @@ static inline void vmres__call_rcu(struct rcu_head *head, void (*fn)(struct rcu_
 static inline void vmres__rcu_barrier(void)
 {
 	VMRES__URCU(barrier)();
+#ifdef VMRES__TSAN
+	/* Pairs with the release in vmres__rcu_callback_exit(). */
+	__tsan_acquire(&vmres__rcu_barrier_token);
+#endif
 }
 
 /*

@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * Lock-free ID allocator: a sorted list of free intervals, smallest ID first.
+ *
+ * Algorithm. The free IDs of [first, last] are a sorted singly linked list of
+ * intervals of two kinds: NEVER (never handed out since creation: the
+ * initial [first, last], later the part of it not yet taken and the pieces
+ * left by alloc_at) and FREED (a single ID that was handed out and given
+ * back). A held ID is in no interval. alloc takes the lo of the first
+ * interval; alloc_at(id) takes id out of the interval holding it; free(id)
+ * inserts a one-ID FREED interval; is_allocated(id) looks for an interval
+ * holding id. "The free list is empty, so take next_id" needs no second
+ * structure: next_id is the lo of the last NEVER interval.
+ *
+ * The link carries the interval it points to. Each link is a 16-byte pair
+ * (src/internal/id_list.h): w0 = next node | flags, w1 = [lo, hi] of THAT
+ * next node. A node's interval therefore lives in its predecessor's link, and
+ * every change is one double-width CAS (cmpxchg16b) on one link:
+ *   take lo / take hi     w1: [lo, hi] -> [lo+1, hi] / [lo, hi-1]
+ *   take the last ID      w0 |= DEL            (logical deletion)
+ *   take id inside (split) (X, [lo, hi]) -> (A, [lo, id-1]), where the new,
+ *                         still private node A already links (X, [id+1, hi])
+ *   insert free(id)       (X, b) -> (N, [id, id]), N privately links (X, b)
+ * Because the first interval is described by the head link itself, an alloc
+ * and an insertion in front of the first interval are CASes on the same word:
+ * alloc can never take lo while a smaller ID was freed in front of it. The
+ * split is a single CAS, so no instant exists where the IDs of the split
+ * interval are missing or present twice.
+ *
+ * Physical deletion follows Harris [1] with the marks moved as in Linden and
+ * Jonsson [2]: the DEL mark sits on the link pointing to the dead node X.
+ * To unlink X, a thread first freezes X's own link (FROZEN: no CAS ever
+ * succeeds on it again), then CASes the predecessor link from (X|DEL, [x, x])
+ * to a copy of X's frozen link without FROZEN. Any thread that meets a DEL
+ * link does this (helping); a thread that meets a FROZEN link restarts from
+ * the head, where it finds and helps the deletion that froze it.
+ *
+ * Memory. A node is retired with call_rcu() by the one thread whose unlink
+ * CAS succeeded; every traversal runs inside an RCU read-side critical
+ * section, so a node read by a traversal is neither freed nor reused under it
+ * (no ABA on w0). The node created with the allocator is embedded in it and
+ * never retired alone. destroy frees the list, then waits with rcu_barrier()
+ * for retired nodes (their callback uses the allocator's memory hook).
+ *
+ * Invariants (named in the code and checked by vmres__id_check()):
+ *  1. Links change only by a successful double-width CAS of both words;
+ *     a link's w1 is the interval of the node its w0 points to (0 if none).
+ *  2. Sorted: along the chain from the head, intervals (for a DEL'd node its
+ *     last interval [x, x]) are non-empty, inside [first, last] and strictly
+ *     increasing, so they are disjoint.
+ *  3. Shrink only: a node's interval only loses IDs (lo rises, hi falls, or
+ *     DEL); DEL is never undone; a node's kind (NEVER flag) never changes.
+ *  4. Abstraction: an ID is free iff it lies in the interval of a link
+ *     reachable from the head that has no DEL; it is in a NEVER interval iff
+ *     it was never handed out since creation.
+ *  5. Freeze before unlink: a link is frozen only after the link pointing to
+ *     its owner has DEL, and a node is unlinked only after its link is
+ *     frozen. Hence a link read unfrozen belonged, at that instant, to a node
+ *     reachable from the head. The head link is never frozen.
+ *  6. A link with DEL changes only by being frozen (its owner is dying) or by
+ *     the unlink of the DEL'd node; nothing is inserted in front of a DEL'd
+ *     node.
+ *  7. Reclamation: only the winner of the unlink CAS retires a node, and only
+ *     after it is unreachable from the head.
+ *
+ * Linearization points.
+ *  - alloc: the CAS on the head link that takes lo. At that instant the head
+ *    points to X without DEL, so by 2 and 4 X's lo is the smallest free ID.
+ *    EXHAUSTED: the load of the head link that shows no node.
+ *  - alloc_at: the CAS that takes id from the interval holding it.
+ *  - free: the CAS inserting [id, id].
+ *  - Every answer drawn from a search without a CAS (alloc_at IN_USE, free
+ *    NEVER_ALLOCATED / ALREADY_FREED, is_allocated): the load of the last
+ *    link L(P) of the search. The search stepped into P because the link in
+ *    front of P showed P's interval below id; by 3 it is still below id, by 2
+ *    so is every interval before P, by 5 P is reachable at that load since
+ *    L(P) was unfrozen, and L(P) itself shows whether the interval after P
+ *    holds id. So at that instant id is free exactly when L(P) says so.
+ *
+ * Lock-freedom. A loop goes round again only after a CAS failed, or after it
+ * met a DEL or FROZEN link; each of these means another operation's CAS
+ * succeeded. No thread waits for another: whoever meets a deletion finishes it.
+ *
+ * [1] T. Harris, "A pragmatic implementation of non-blocking linked-lists",
+ *     DISC 2001.
+ * [2] J. Linden, B. Jonsson, "A skiplist-based concurrent priority queue with
+ *     minimal memory contention", OPODIS 2013.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmres/id.h>
+
+#include "internal/atomic.h"
+#include "internal/id_list.h"
+#include "internal/mem.h"
+#include "internal/rcu.h"
+
+/* Where a search stopped: @pred is the link L(P), @seen its value. */
+struct id_pos {
+	struct vmres__pair *pred;
+	struct vmres__pair seen;
+};
+
+/* Sets FROZEN on @link (invariant 5) and returns its final value. */
+static struct vmres__pair link_freeze(struct vmres__pair *link)
+{
+	for (;;) {
+		/* Snapshot; pairs with the CAS of whoever changed it last. */
+		struct vmres__pair v = vmres__pair_load(link);
+		struct vmres__pair frozen = { v.w0 | ID_LINK_FROZEN, v.w1 };
+
+		if (v.w0 & ID_LINK_FROZEN)
+			return v;
+		/* Full barrier; fails if the owner's successor changed meanwhile. */
+		if (vmres__pair_cas(link, v, frozen))
+			return frozen;
+	}
+}
+
+/*
+ * Unlinks the DEL'd node behind @pred, which was seen as @seen. Harmless if
+ * another thread already did it: then the CAS fails (invariants 6 and 7).
+ */
+static void id_unlink(struct vmres_id_allocator *ids, struct vmres__pair *pred,
+		      struct vmres__pair seen)
+{
+	struct id_node *x = id_link_node(seen.w0);
+	struct vmres__pair frozen = link_freeze(&x->link);
+	struct vmres__pair repl = { frozen.w0 & ~ID_LINK_FROZEN, frozen.w1 };
+
+	/* Full barrier; keeps invariant 2: X's successor keeps its interval. */
+	if (vmres__pair_cas(pred, seen, repl))
+		vmres__id_node_unlinked(ids, x); /* keeps invariant 7 */
+}
+
+/*
+ * Finds the link L(P) whose interval is the first with hi >= @id, or the
+ * link with no node after the last interval. Starts where the index says,
+ * helps every deletion it meets, so the result has neither DEL nor FROZEN.
+ * Caller holds the RCU read lock.
+ */
+static void id_search(struct vmres_id_allocator *ids, uint32_t id, struct id_pos *pos)
+{
+	struct vmres__pair seen;
+	struct vmres__pair *pred = vmres__id_index_start(ids, id, &seen);
+
+	for (;;) {
+		struct id_node *x = id_link_node(seen.w0);
+
+		if (seen.w0 & ID_LINK_FROZEN) {
+			/* P is dying (invariant 5): start again, helping on the way. */
+			pred = vmres__id_index_start(ids, id, &seen);
+			continue;
+		}
+		if (x && (seen.w0 & ID_LINK_DEL)) {
+			id_unlink(ids, pred, seen);
+		} else if (x && id_bounds_hi(seen.w1) < id) {
+			pred = &x->link;
+		} else {
+			pos->pred = pred;
+			pos->seen = seen;
+			return;
+		}
+		/* Snapshot; pairs with the CAS that last wrote the link. */
+		seen = vmres__pair_load(pred);
+		vmres__id_search_steps++;
+	}
+}
+
+/*
+ * Takes @id out of the interval behind @pos (which holds it) with one CAS:
+ *   lo == hi   DEL (the node dies)
+ *   id == lo   lo + 1
+ *   otherwise  the new node *@spare takes [lo, id - 1] in front of X; X keeps
+ *              [id + 1, hi], or dies (DEL) when id == hi. X's hi never
+ *              changes (invariant 3), so it can key the index.
+ * Return: true if the CAS succeeded.
+ */
+static bool id_take(struct vmres_id_allocator *ids, const struct id_pos *pos, uint32_t id,
+		    struct id_node **spare)
+{
+	uint32_t lo = id_bounds_lo(pos->seen.w1);
+	uint32_t hi = id_bounds_hi(pos->seen.w1);
+	struct vmres__pair want = pos->seen;
+	struct vmres__pair a_link;
+	struct id_node *a;
+
+	if (lo == hi) {
+		/* Logical deletion; keeps invariant 6 from here on. */
+		want.w0 |= ID_LINK_DEL;
+		if (!vmres__pair_cas(pos->pred, pos->seen, want))
+			return false;
+		id_unlink(ids, pos->pred, want);
+		return true;
+	}
+	if (id == lo) {
+		want.w1 = id_bounds_make(lo + 1, hi); /* keeps invariant 3 */
+		/* Full barrier; conflicts with every insertion in front of X. */
+		return vmres__pair_cas(pos->pred, pos->seen, want);
+	}
+	/* A is private until the CAS publishes it (release in the CAS). */
+	a = *spare;
+	a_link.w0 = pos->seen.w0 | (id == hi ? ID_LINK_DEL : 0);
+	a_link.w1 = id == hi ? id_bounds_make(hi, hi) : id_bounds_make(id + 1, hi);
+	a->link = a_link;
+	want.w0 = (uint64_t)(uintptr_t)a | (pos->seen.w0 & ID_LINK_NEVER);
+	want.w1 = id_bounds_make(lo, id - 1); /* keeps invariant 2 */
+	/* Full barrier; the split is this one CAS. */
+	if (!vmres__pair_cas(pos->pred, pos->seen, want))
+		return false;
+	*spare = NULL;
+	if (id == hi)
+		id_unlink(ids, &a->link, a_link); /* X died in A's link */
+	vmres__id_index_insert(ids, a);
+	return true;
+}
+static bool id_in_range(const struct vmres_id_allocator *ids, uint32_t id)
+{
+	return id >= ids->first && id <= ids->last;
+}
+
+/* Whether the interval behind @pos holds @id (search ensured hi >= id). */
+static bool id_pos_holds(const struct id_pos *pos, uint32_t id)
+{
+	return id_link_node(pos->seen.w0) && id_bounds_lo(pos->seen.w1) <= id;
+}
+
+int vmres_id_allocator_create(uint32_t first, uint32_t last, struct vmres_id_allocator **out)
+{
+	return vmres_id_allocator_create_ex(first, last, NULL, out);
+}
+
+int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmres_mem_ops *mem,
+				 struct vmres_id_allocator **out)
+{
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids;
+	struct id_node *tail;
+	int rc;
+
+	if (!out)
+		return VMRES_E_INVALID_ARGUMENT;
+	if (first > last)
+		return VMRES_E_INVALID_RANGE;
+	rc = vmres__mem_resolve(mem, &ops);
+	if (rc)
+		return rc;
+	ids = vmres__mem_alloc(&ops, sizeof(*ids));
+	if (!ids)
+		return VMRES_E_NOMEM;
+	ids->mem = ops;
+	ids->first = first;
+	ids->last = last;
+	for (int l = 0; l < ID_INDEX_LEVELS; l++)
+		ids->head_up[l] = 0;
+	/* The never-handed-out [first, last]; not indexed (nothing lies past it). */
+	tail = vmres__id_node_alloc(ids, last, false);
+	if (!tail) {
+		vmres__mem_free(&ops, ids, sizeof(*ids));
+		return VMRES_E_NOMEM;
+	}
+	/* Published to other threads by however the caller hands @ids over. */
+	ids->head = (struct vmres__pair){ (uint64_t)(uintptr_t)tail | ID_LINK_NEVER,
+					  id_bounds_make(first, last) };
+	*out = ids;
+	return VMRES_OK;
+}
+
+void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
+{
+	struct vmres_mem_ops ops;
+	struct id_node *n;
+
+	if (!ids)
+		return;
+	/* No other call runs (documented), so the chain is stable. */
+	n = id_link_node(vmres__pair_load(&ids->head).w0);
+	while (n) {
+		struct id_node *next = id_link_node(vmres__pair_load(&n->link).w0);
+
+		vmres__id_node_free_now(ids, n);
+		n = next;
+	}
+	/* Retired nodes' callbacks read ids->mem: wait for them first. */
+	vmres__id_rcu_barrier();
+	ops = ids->mem;
+	vmres__mem_free(&ops, ids, sizeof(*ids));
+}
+
+int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
+{
+	int rc;
+
+	if (!ids || !id_out)
+		return VMRES_E_INVALID_ARGUMENT;
+	vmres__rcu_read_lock();
+	for (;;) {
+		/* Snapshot; pairs with the CAS that last wrote the head link. */
+		struct id_pos pos = { &ids->head, vmres__pair_load(&ids->head) };
+		uint32_t lo = id_bounds_lo(pos.seen.w1);
+
+		if (!id_link_node(pos.seen.w0)) {
+			rc = VMRES_E_EXHAUSTED; /* linearization point */
+			break;
+		}
+		if (pos.seen.w0 & ID_LINK_DEL) {
+			id_unlink(ids, pos.pred, pos.seen);
+			continue;
+		}
+		if (id_take(ids, &pos, lo, NULL)) { /* linearization point */
+			*id_out = lo;
+			rc = VMRES_OK;
+			break;
+		}
+	}
+	vmres__rcu_read_unlock();
+	return rc;
+}
+
+int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id)
+{
+	struct id_node *spare = NULL;
+	struct id_pos pos;
+	int rc;
+
+	if (!ids)
+		return VMRES_E_INVALID_ARGUMENT;
+	if (!id_in_range(ids, id))
+		return VMRES_E_OUT_OF_RANGE;
+	vmres__rcu_read_lock();
+	for (;;) {
+		id_search(ids, id, &pos);
+		if (!id_pos_holds(&pos, id)) {
+			rc = VMRES_E_IN_USE; /* linearization point: the last load */
+			break;
+		}
+		if (id_bounds_lo(pos.seen.w1) < id && !spare) {
+			/* A split or a take at hi: the new node holds [lo, id - 1]. */
+			spare = vmres__id_node_alloc(ids, id - 1, true);
+			if (!spare) {
+				rc = VMRES_E_NOMEM;
+				break;
+			}
+		}
+		if (id_take(ids, &pos, id, &spare)) { /* linearization point */
+			rc = VMRES_OK;
+			break;
+		}
+	}
+	vmres__rcu_read_unlock();
+	if (spare)
+		vmres__id_node_free_now(ids, spare); /* never published */
+	return rc;
+}
+
+int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
+{
+	struct id_node *spare = NULL;
+	struct id_pos pos;
+	int rc;
+
+	if (!ids)
+		return VMRES_E_INVALID_ARGUMENT;
+	if (!id_in_range(ids, id))
+		return VMRES_E_OUT_OF_RANGE;
+	vmres__rcu_read_lock();
+	for (;;) {
+		struct vmres__pair want;
+
+		id_search(ids, id, &pos);
+		if (id_pos_holds(&pos, id)) { /* linearization point: the last load */
+			rc = (pos.seen.w0 & ID_LINK_NEVER) ? VMRES_E_NEVER_ALLOCATED
+							   : VMRES_E_ALREADY_FREED;
+			break;
+		}
+		if (!spare) {
+			spare = vmres__id_node_alloc(ids, id, true);
+			if (!spare) {
+				rc = VMRES_E_NOMEM;
+				break;
+			}
+		}
+		/* N is private until the CAS publishes it (release in the CAS). */
+		spare->link = pos.seen;
+		want = (struct vmres__pair){ (uint64_t)(uintptr_t)spare, id_bounds_make(id, id) };
+		/* Full barrier; keeps invariant 2 (P's interval < id < the next one). */
+		if (vmres__pair_cas(pos.pred, pos.seen, want)) { /* linearization point */
+			vmres__id_index_insert(ids, spare);
+			spare = NULL;
+			rc = VMRES_OK;
+			break;
+		}
+	}
+	vmres__rcu_read_unlock();
+	if (spare)
+		vmres__id_node_free_now(ids, spare); /* never published */
+	return rc;
+}
+
+bool vmres_id_is_allocated(struct vmres_id_allocator *ids, uint32_t id)
+{
+	struct id_pos pos;
+
+	if (!ids || !id_in_range(ids, id))
+		return false;
+	vmres__rcu_read_lock();
+	id_search(ids, id, &pos); /* linearization point: its last load */
+	vmres__rcu_read_unlock();
+	return !id_pos_holds(&pos, id);
+}

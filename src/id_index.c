@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The ID allocator's skip-list index, and node lifetime.
+ *
+ * Algorithm. Above the list of src/id.c (the truth: "level 0") sit
+ * ID_INDEX_LEVELS lock-free sorted lists of the same nodes, ordered by the
+ * node's key (its interval's hi, which never changes), each node in levels
+ * 1..height with height geometric (p = 1/4). The index only gives a search
+ * a place to START: the link of a node P whose key is below the wanted ID.
+ * The list search then goes on from P's link exactly as from the head, so a
+ * stale index can cost steps but never change an answer. Index levels are
+ * Harris lists [1] with the mark on the leaving node's own up[l]; searches
+ * snip marked nodes as they pass (helping), as in Fraser's skip list [2].
+ *
+ * Invariants (continuing those of src/id.c):
+ *  8. Each index level is sorted by key (equal keys possible for a moment:
+ *     a dying node and the new node of the same ID).
+ *  9. A node enters an index level only after it is in the list; a marked
+ *     up[l] never changes again, and a node is never linked at a level after
+ *     its up[l] is marked.
+ * 10. A node is freed (call_rcu) only when both its list reference and its
+ *     builder reference are gone, and after a final index search found it at
+ *     no level: it is then unreachable from the head at every level.
+ *
+ * Why a start link from the index is sound: P's key is below the ID, and P's
+ * interval is always within [.., key], so every interval up to P's is below
+ * the ID (invariant 2). If P's link is frozen, P is dying and its link may be
+ * a stale copy: the search then uses the predecessor found one level higher,
+ * and in the end the head, so it never waits for the thread unlinking P.
+ *
+ * Lifetime. refs starts at 1 (the list) + 1 if the node has index levels
+ * (its builder). The winner of the unlink CAS marks every up[l] and drops the
+ * list reference; the builder drops its own when done or when it finds a
+ * mark. Whoever drops the last one runs the final search, which snips the
+ * node from every level, then retires it with call_rcu(). Every traversal is
+ * inside an RCU read-side section, so nothing is freed under a reader.
+ *
+ * [1] T. Harris, "A pragmatic implementation of non-blocking linked-lists",
+ *     DISC 2001.
+ * [2] K. Fraser, "Practical lock-freedom", PhD thesis, Cambridge, 2004.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal/atomic.h"
+#include "internal/id_list.h"
+#include "internal/mem.h"
+#include "internal/rcu.h"
+
+#ifdef VMRES__TSAN
+/*
+ * TSAN cannot see that rcu_barrier() waits for the callbacks (futexes in
+ * liburcu): each callback releases this token when done, and destroy acquires
+ * it after the barrier (vmres__id_rcu_barrier()).
+ */
+static char id_barrier_token;
+#endif
+
+_Thread_local uint64_t vmres__id_search_steps;
+
+static size_t node_size(uint32_t height)
+{
+	return offsetof(struct id_node, up) + (size_t)height * sizeof(uintptr_t);
+}
+
+/* Geometric height, p = 1/4, from a per-thread xorshift generator. */
+static uint32_t random_height(void)
+{
+	static _Thread_local uint64_t state;
+	uint64_t x = state;
+	uint32_t h = 0;
+
+	if (!x)
+		x = ((uint64_t)(uintptr_t)&state * 0x9e3779b97f4a7c15ull) | 1;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	state = x;
+	while (h < ID_INDEX_LEVELS && (x & 3) == 0) {
+		h++;
+		x >>= 2;
+	}
+	return h;
+}
+
+struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed)
+{
+	uint32_t height = indexed ? random_height() : 0;
+	struct id_node *n = vmres__mem_alloc(&ids->mem, node_size(height));
+
+	if (!n)
+		return NULL;
+	n->link = (struct vmres__pair){ 0, 0 };
+	n->owner = ids;
+	n->key = key;
+	n->height = height;
+	n->refs = height ? 2 : 1;
+	for (uint32_t l = 0; l < height; l++)
+		n->up[l] = 0;
+	return n;
+}
+
+void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n)
+{
+	vmres__mem_free(&ids->mem, n, node_size(n->height));
+}
+
+static void node_free_rcu(struct rcu_head *head)
+{
+	vmres__rcu_callback_enter();
+	struct id_node *n =
+		(struct id_node *)(void *)((char *)head - offsetof(struct id_node, rcu));
+
+	vmres__mem_free(&n->owner->mem, n, node_size(n->height));
+#ifdef VMRES__TSAN
+	/* Pairs with the acquire in vmres__id_rcu_barrier(). */
+	__tsan_release(&id_barrier_token);
+#endif
+}
+
+void vmres__id_rcu_barrier(void)
+{
+	vmres__rcu_barrier();
+#ifdef VMRES__TSAN
+	/* Pairs with the release at the end of node_free_rcu(). */
+	__tsan_acquire(&id_barrier_token);
+#endif
+}
+
+/* The slot holding level @l + 1's pointer out of @pred (NULL: the head). */
+static uintptr_t *up_slot(struct vmres_id_allocator *ids, struct id_node *pred, int l)
+{
+	return pred ? &pred->up[l] : &ids->head_up[l];
+}
+
+/*
+ * Walks the index top-down. At each level l it stops at the first node that
+ * is not below @key, or, with @target, at the first node past @key's equals
+ * (so @target, marked, is snipped on the way). Marked nodes it passes are
+ * snipped (invariant 9); a failed snip restarts from the top. preds[l] gets
+ * the node (NULL: the head) whose up slot points to succs[l].
+ */
+static void index_find(struct vmres_id_allocator *ids, uint32_t key, const struct id_node *target,
+		       struct id_node **preds, struct id_node **succs)
+{
+retry:;
+	struct id_node *pred = NULL;
+
+	for (int l = ID_INDEX_LEVELS - 1; l >= 0; l--) {
+		uintptr_t *slot = up_slot(ids, pred, l);
+		/* Acquire: pairs with the CAS that linked the node, so its key,
+		 * height and up[] are visible. */
+		uintptr_t cur = vmres__uptr_load_acquire(slot);
+
+		if (cur & ID_UP_MARK)
+			goto retry; /* pred started leaving this level */
+		while (cur) {
+			struct id_node *c = (struct id_node *)cur;
+			uintptr_t next = vmres__uptr_load_acquire(&c->up[l]);
+
+			vmres__id_search_steps++;
+			if (next & ID_UP_MARK) {
+				/* Full barrier; snip c, keeps invariant 8. */
+				if (!vmres__uptr_cas(slot, cur, next & ~ID_UP_MARK))
+					goto retry;
+				cur = next & ~ID_UP_MARK;
+				continue;
+			}
+			if (c->key < key || (target && c != target && c->key == key)) {
+				pred = c;
+				slot = &c->up[l];
+				cur = next;
+				continue;
+			}
+			break;
+		}
+		if (preds)
+			preds[l] = pred;
+		if (succs)
+			succs[l] = (struct id_node *)cur;
+	}
+}
+
+void vmres__id_index_insert(struct vmres_id_allocator *ids, struct id_node *n)
+{
+	struct id_node *preds[ID_INDEX_LEVELS];
+	struct id_node *succs[ID_INDEX_LEVELS];
+
+	if (!n->height)
+		return;
+	for (uint32_t l = 0; l < n->height; l++) {
+		for (;;) {
+			uintptr_t old = vmres__uptr_load_acquire(&n->up[l]);
+			uintptr_t want;
+
+			if (old & ID_UP_MARK)
+				goto done; /* n is dying: stop building (invariant 9) */
+			index_find(ids, n->key, NULL, preds, succs);
+			want = (uintptr_t)succs[l];
+			/* Full barrier; fails only if the unlink winner marked it. */
+			if (!vmres__uptr_cas(&n->up[l], old, want))
+				goto done;
+			/* Full barrier (release): publishes n at level l + 1. */
+			if (vmres__uptr_cas(up_slot(ids, preds[l], l), want, (uintptr_t)n))
+				break;
+		}
+	}
+done:
+	/* Full barrier: the builder's last link is visible before the drop. */
+	if (vmres__u64_faa(&n->refs, (uint64_t)-1) == 1) {
+		index_find(ids, n->key, n, NULL, NULL); /* keeps invariant 10 */
+		vmres__call_rcu(&n->rcu, node_free_rcu);
+	}
+}
+
+/* Marks every up[l] of @n, top down; after this nobody links n anywhere. */
+static void index_mark(struct id_node *n)
+{
+	for (uint32_t l = n->height; l-- > 0;) {
+		for (;;) {
+			uintptr_t v = vmres__uptr_load_acquire(&n->up[l]);
+
+			/* Full barrier; the mark pairs with the builder's CAS on up[l]. */
+			if ((v & ID_UP_MARK) || vmres__uptr_cas(&n->up[l], v, v | ID_UP_MARK))
+				break;
+		}
+	}
+}
+
+void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n)
+{
+	if (n->height)
+		index_mark(n);
+	/* Full barrier: marks are visible before the drop. */
+	if (vmres__u64_faa(&n->refs, (uint64_t)-1) == 1) {
+		if (n->height)
+			index_find(ids, n->key, n, NULL, NULL); /* keeps invariant 10 */
+		vmres__call_rcu(&n->rcu, node_free_rcu);
+	}
+}
+
+struct vmres__pair *vmres__id_index_start(struct vmres_id_allocator *ids, uint32_t id,
+					  struct vmres__pair *seen)
+{
+	struct id_node *preds[ID_INDEX_LEVELS];
+
+	index_find(ids, id, NULL, preds, NULL);
+	for (int l = 0; l < ID_INDEX_LEVELS && preds[l]; l++) {
+		/* Snapshot; pairs with the CAS that last wrote the link. */
+		*seen = vmres__pair_load(&preds[l]->link);
+		if (!(seen->w0 & ID_LINK_FROZEN))
+			return &preds[l]->link;
+		/* preds[l] is dying: try the predecessor one level up. */
+	}
+	*seen = vmres__pair_load(&ids->head);
+	return &ids->head;
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The address allocator's data layout, shared by src/addr.c (API, publish,
+ * reclamation), src/addr_tree.c (copy-on-write AVL updates), src/addr_fit.c
+ * (read-only searches) and src/addr_check.c (invariant checker). The
+ * algorithm and its invariants are described at the top of src/addr.c.
+ */
+#ifndef VMRES_INTERNAL_ADDR_NODE_H
+#define VMRES_INTERNAL_ADDR_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmres/addr.h>
+
+#include "rcu.h"
+
+/*
+ * The deepest tree the fixed-size writer and foreach stacks allow. An AVL
+ * tree of height h holds at least F(h+2)-1 nodes (Fibonacci); height 64 needs
+ * ~2.7e13 nodes, i.e. ~2 PB of 72-byte nodes: unreachable. An insert into a
+ * tree of height VMRES__ADDR_MAX_HEIGHT - 1 still fails with VMRES_E_NOMEM
+ * rather than overflow a stack (keeps invariant 3).
+ */
+#define VMRES__ADDR_MAX_HEIGHT 64
+
+/*
+ * Nodes one writer may copy (fresh) or replace (retired) in one update: the
+ * search path (at most one node per level) plus, per level, the sibling and
+ * its inner child a rotation copies. See "retire bound" in src/addr.c.
+ */
+#define VMRES__ADDR_RETIRE_BOUND(height) (3u * (unsigned)(height) + 3u)
+#define VMRES__ADDR_BUILD_MAX VMRES__ADDR_RETIRE_BOUND(VMRES__ADDR_MAX_HEIGHT)
+
+/*
+ * struct addr_node - one allocated range, a node of a persistent AVL tree
+ *
+ * Immutable once published (invariant 5): readers follow left/right with
+ * plain loads, ordered after the acquire of the version pointer.
+ * @start, @end:  the allocated range, inclusive; the BST key is @start
+ * @tag:          the caller's owner tag
+ * @left, @right: children (NULL for none)
+ * @min_start:    lowest start in this subtree
+ * @max_end:      highest end in this subtree
+ * @gap_max:      size of the largest free gap strictly between two ranges of
+ *                this subtree (0 if none); such a gap is < 2^64 - 2
+ * @height:       1 for a leaf
+ * @fresh:        built by the running writer and not yet published: the
+ *                writer may still change it in place (cleared before publish)
+ */
+struct addr_node {
+	uint64_t start;
+	uint64_t end;
+	uint64_t tag;
+	struct addr_node *left;
+	struct addr_node *right;
+	uint64_t min_start;
+	uint64_t max_end;
+	uint64_t gap_max;
+	uint8_t height;
+	uint8_t fresh;
+};
+
+/*
+ * struct addr_version - one published state of the allocator
+ *
+ * The allocator's RCU-protected pointer names the current version; replacing
+ * it is the linearization point of every writer. Readers use only @root,
+ * @ranges and @bytes. The other fields belong to the writer that replaces
+ * this version (exactly one: the CAS winner) and to the RCU callback.
+ * @root:         the tree
+ * @ranges:       number of nodes in @root
+ * @bytes:        sum of the range sizes modulo 2^64 (0 with @ranges > 0
+ *                means exactly 2^64: the whole 64-bit space is allocated)
+ * @rcu:          queued by the writer that replaced this version
+ * @mem:          the owner's memory hook, for the callback
+ * @retire_cap:   room in @retired: VMRES__ADDR_RETIRE_BOUND(root height)
+ * @retire_count: nodes of @root the replacing writer made unreachable
+ * @retired:      those nodes, freed with this version after a grace period
+ */
+struct addr_version {
+	struct addr_node *root;
+	uint64_t ranges;
+	uint64_t bytes;
+	struct rcu_head rcu;
+	const struct vmres_mem_ops *mem;
+	uint32_t retire_cap;
+	uint32_t retire_count;
+	struct addr_node *retired[];
+};
+
+struct vmres_addr_allocator {
+	struct addr_version *version; /* RCU-protected: vmres__rcu_dereference/cmpxchg */
+	uint64_t first;
+	uint64_t last;
+	struct vmres_mem_ops mem;
+};
+
+/*
+ * struct addr_build - what one writer attempt has built and replaced
+ * @mem:        where fresh nodes come from
+ * @fresh:      every node allocated by this attempt (freed if it fails/loses)
+ * @replaced:   every published node this attempt makes unreachable
+ * @replace_cap: at most this many may be replaced (the old version's room)
+ * @nomem:      an allocation failed (or a bound was hit): abandon the attempt
+ */
+struct addr_build {
+	const struct vmres_mem_ops *mem;
+	unsigned n_fresh;
+	unsigned n_replaced;
+	unsigned replace_cap;
+	bool nomem;
+	struct addr_node *fresh[VMRES__ADDR_BUILD_MAX];
+	struct addr_node *replaced[VMRES__ADDR_BUILD_MAX];
+};
+
+static inline unsigned vmres__addr_node_height(const struct addr_node *n)
+{
+	return n ? n->height : 0;
+}
+
+static inline uint64_t vmres__u64_max(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Recompute @n's height and augmented fields from its children (invariants 3, 4). */
+void vmres__addr_node_update(struct addr_node *n);
+
+/* --- copy-on-write updates (src/addr_tree.c); results valid unless b->nomem */
+struct addr_node *vmres__addr_tree_insert(struct addr_build *b, struct addr_node *root,
+					  struct addr_node *fresh_leaf);
+struct addr_node *vmres__addr_tree_remove(struct addr_build *b, struct addr_node *root,
+					  uint64_t start);
+struct addr_node *vmres__addr_node_new(struct addr_build *b);
+
+/* --- read-only searches (src/addr_fit.c); no allocation, no stores */
+const struct addr_node *vmres__addr_find_le(const struct addr_node *root, uint64_t key);
+bool vmres__addr_fit(const struct addr_node *root, uint64_t first, uint64_t last, uint64_t size,
+		     uint64_t align, enum vmres_policy policy, uint64_t *start_out);
+uint64_t vmres__addr_largest_free(const struct addr_node *root, uint64_t first, uint64_t last);
+
+#endif /* VMRES_INTERNAL_ADDR_NODE_H */

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * Internal entry points of the address allocator (src/addr*.c), for the
+ * tests and the benchmarks that link the static vmres_internal library.
+ * Not installed, not part of the ABI.
+ */
+#ifndef VMRES_INTERNAL_ADDR_TREE_H
+#define VMRES_INTERNAL_ADDR_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmres/addr.h>
+
+/*
+ * vmres__addr_lookup_unsynchronized() - vmres_addr_lookup() without RCU
+ * @a:       the allocator
+ * @addr:    the address to resolve
+ * @out:     receives the allocated range holding @addr (may be NULL)
+ * @tag_out: receives its tag (may be NULL)
+ *
+ * The same code and the same results as vmres_addr_lookup() (0,
+ * VMRES_E_INVALID_ARGUMENT for a NULL @a, VMRES_E_OUT_OF_RANGE outside the
+ * span, VMRES_E_NOT_FOUND in free space), but it takes no RCU read-side lock:
+ * it loads the current root once and walks it with plain (dependency-ordered)
+ * loads. The baseline the benchmarks compare RCU lookups against.
+ *
+ * Context: the caller guarantees that no node it walks is freed meanwhile:
+ * either no writer runs (a frozen tree), or every writer call
+ * (vmres_addr_alloc/free) is excluded by the caller's own lock (a
+ * pthread_rwlock held for reading here, for writing around the writer).
+ * A writer still retires replaced nodes through call_rcu, which frees them
+ * only after the writer has returned, so lock-excluded readers are safe.
+ * The calling thread need not be registered with RCU.
+ */
+int vmres__addr_lookup_unsynchronized(struct vmres_addr_allocator *a, uint64_t addr,
+				      struct vmres_range *out, uint64_t *tag_out);
+
+/*
+ * vmres__addr_check() - verify every invariant of the current tree
+ * @a: the allocator; no writer may run concurrently (readers may)
+ *
+ * Checks invariants 1-6 of src/addr.c: BST order and disjoint sorted ranges
+ * inside the span, AVL balance and stored heights, the augmented fields
+ * (min start, max end, largest inner gap) recomputed from the children, the
+ * version's totals (range count, saturated byte sum, retire capacity).
+ *
+ * Return: 0 if all hold, otherwise the (positive) number of the first
+ * invariant found broken; prints a line describing it to stderr.
+ *
+ * Context: a registered thread, no concurrent writer on @a.
+ */
+int vmres__addr_check(struct vmres_addr_allocator *a);
+
+/*
+ * vmres__addr_height() - height of the current tree (0 when empty)
+ * @a: the allocator
+ *
+ * Context: a registered thread, no concurrent writer on @a.
+ */
+unsigned vmres__addr_height(struct vmres_addr_allocator *a);
+
+/* Bytes of one tree node: what each allocated range costs, allocator aside. */
+size_t vmres__addr_node_size(void);
+
+#endif /* VMRES_INTERNAL_ADDR_TREE_H */

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * ID allocator internals that tests and benchmarks may call. Every function
+ * here needs a quiescent allocator: no other call on it may run meanwhile.
+ */
+#ifndef VMRES_INTERNAL_ID_H
+#define VMRES_INTERNAL_ID_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vmres/id.h>
+
+/*
+ * struct vmres__id_stats - what vmres__id_check() counted
+ * @intervals:  free intervals in the list (DEL'd ones not counted)
+ * @nodes:      nodes reachable from the head, the embedded tail included
+ * @free_ids:   IDs free (both kinds)
+ * @never_ids:  IDs never handed out since creation
+ */
+struct vmres__id_stats {
+	uint64_t intervals;
+	uint64_t nodes;
+	uint64_t free_ids;
+	uint64_t never_ids;
+};
+
+/*
+ * vmres__id_check() - verify the invariants of src/id.c on a quiet allocator
+ * @ids:   the allocator
+ * @stats: receives the counts, or NULL
+ *
+ * Return: 0 when every invariant holds, else minus the number of the first
+ * invariant found broken (see the comment at the top of src/id.c), after
+ * printing a line about it to stderr.
+ */
+int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stats);
+
+/*
+ * vmres__id_foreach_free() - visit the free intervals in increasing order
+ * @ids:   the allocator
+ * @visit: called with each interval [lo, hi] and whether it was never handed out
+ * @ctx:   passed to @visit
+ */
+void vmres__id_foreach_free(struct vmres_id_allocator *ids,
+			    void (*visit)(void *ctx, uint32_t lo, uint32_t hi, bool never),
+			    void *ctx);
+
+/*
+ * vmres__id_steps() - list links and index nodes this thread's searches
+ * visited so far (free, alloc_at and is_allocated search; alloc does not)
+ */
+uint64_t vmres__id_steps(void);
+
+#endif /* VMRES_INTERNAL_ID_H */

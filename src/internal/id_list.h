@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The ID allocator's list and index: node layout, link encoding and the
+ * functions src/id.c (the list algorithm, whose top comment gives the
+ * argument), src/id_index.c (skip-list index and node lifetime) and
+ * src/id_check.c (the invariant checker tests call) share.
+ *
+ * A link is a struct vmres__pair changed only by double-width CAS:
+ *   w0  pointer to the next node | ID_LINK_* flags (nodes are 16-aligned)
+ *   w1  the interval OF THE NODE w0 POINTS TO: lo << 32 | hi (0 when w0 has
+ *       no node)
+ * So a node's free interval lives in its predecessor's link, and every change
+ * to that interval is a CAS on the same word as any insertion in front of it.
+ */
+#ifndef VMRES_INTERNAL_ID_LIST_H
+#define VMRES_INTERNAL_ID_LIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmres/id.h>
+
+#include "atomic.h"
+#include "rcu.h"
+
+/* The interval behind w0 is gone: its last ID was taken (logical deletion). */
+#define ID_LINK_DEL ((uint64_t)1)
+/* This link's owner is being unlinked: the link never changes again. */
+#define ID_LINK_FROZEN ((uint64_t)2)
+/* The interval behind w0 was never handed out (else: handed out, then freed). */
+#define ID_LINK_NEVER ((uint64_t)4)
+#define ID_LINK_FLAGS ((uint64_t)7)
+
+/*
+ * Index levels above the list. A node gets level k with probability 4^-k,
+ * so 12 levels keep searches logarithmic up to about 4^12 = 16M intervals.
+ */
+#define ID_INDEX_LEVELS 12
+/* On a node's up[l]: the node is leaving index level l + 1 (Harris mark). */
+#define ID_UP_MARK ((uintptr_t)1)
+
+/*
+ * struct id_node - one free interval
+ * @link:   the list link to the next node, carrying the next node's interval
+ * @rcu:    for call_rcu() once the node is unreachable
+ * @owner:  the allocator, whose memory hook frees the node
+ * @key:    the interval's hi; it never changes (invariant 3), so it orders
+ *          the index
+ * @height: index levels the node is entered in, 0..ID_INDEX_LEVELS
+ * @refs:   atomic: 1 while the node is in the list, +1 while its inserter
+ *          builds its index tower; whoever drops the last one frees it
+ * @up:     up[l]: the next node at index level l + 1 | ID_UP_MARK
+ */
+struct id_node {
+	struct vmres__pair link; /* first member: 16-byte aligned */
+	struct rcu_head rcu;
+	struct vmres_id_allocator *owner;
+	uint32_t key;
+	uint32_t height;
+	uint64_t refs;
+	uintptr_t up[];
+};
+
+struct vmres_id_allocator {
+	struct vmres__pair head;	    /* link to the first node; never frozen */
+	uintptr_t head_up[ID_INDEX_LEVELS]; /* index levels start here; never marked */
+	uint32_t first;
+	uint32_t last;
+	struct vmres_mem_ops mem;
+};
+
+_Static_assert(offsetof(struct id_node, link) == 0, "link must start the node");
+_Static_assert(_Alignof(struct id_node) >= 16, "nodes must be 16-aligned for the flags");
+_Static_assert(_Alignof(max_align_t) >= 16, "the memory hook must give 16-aligned blocks");
+
+static inline struct id_node *id_link_node(uint64_t w0)
+{
+	return (struct id_node *)(uintptr_t)(w0 & ~ID_LINK_FLAGS);
+}
+
+static inline uint32_t id_bounds_lo(uint64_t w1)
+{
+	return (uint32_t)(w1 >> 32);
+}
+
+static inline uint32_t id_bounds_hi(uint64_t w1)
+{
+	return (uint32_t)w1;
+}
+
+static inline uint64_t id_bounds_make(uint32_t lo, uint32_t hi)
+{
+	return ((uint64_t)lo << 32) | hi;
+}
+
+/* src/id_index.c: node lifetime. */
+
+/* A new node for interval key @key, with a random index height if @indexed. */
+struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed);
+/* Frees a node at once: one never published, or any node in destroy. */
+void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n);
+/* The winner of @n's unlink CAS gives up the list's reference (invariant 7). */
+void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n);
+
+/*
+ * Links and index nodes the calling thread's searches visited (tests check
+ * that searches stay logarithmic). A thread-local counter: no sharing.
+ */
+extern _Thread_local uint64_t vmres__id_search_steps;
+
+/* rcu_barrier(), annotated for TSAN: every retired node is freed on return. */
+void vmres__id_rcu_barrier(void);
+
+/* src/id_index.c: the skip-list index over the list (hints only). */
+
+/* After the CAS that put @n in the list: enter it in its index levels. */
+void vmres__id_index_insert(struct vmres_id_allocator *ids, struct id_node *n);
+/*
+ * A link to start a list search for @id from: the link of a node whose key is
+ * below @id and whose link was not frozen when looked at, or the head link.
+ * *@seen receives the link's value as loaded.
+ */
+struct vmres__pair *vmres__id_index_start(struct vmres_id_allocator *ids, uint32_t id,
+					  struct vmres__pair *seen);
+
+#endif /* VMRES_INTERNAL_ID_LIST_H */

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The ID allocator under more threads than cores: random alloc / alloc_at /
+ * free with an atomic owner per ID, so an ID handed to two threads at once is
+ * caught the moment the second one claims it. After the threads join, the
+ * free IDs plus the held ones must make the whole range, and draining with
+ * alloc must return every free ID once, in increasing order.
+ */
+#include "vmres_test.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal/id.h"
+
+#define STRESS_THREADS 6
+
+struct stress {
+	struct vmres_id_allocator *ids;
+	uint32_t first;
+	uint32_t size;
+	uint32_t *owner; /* 0: nobody; else the holding thread's index + 1 */
+	double deadline;
+	uint64_t seed;
+	int errors; /* atomic */
+};
+
+struct worker {
+	struct stress *s;
+	uint32_t index;
+	uint32_t *held;
+	uint32_t nheld;
+	uint64_t ops;
+	pthread_t thread;
+};
+
+static void stress_error(struct stress *s, const char *what, uint32_t id, int rc)
+{
+	if (__atomic_fetch_add(&s->errors, 1, __ATOMIC_RELAXED) < 10)
+		fprintf(stderr, "stress_id: %s (id %u, rc %s)\n", what, id, vmres_error_name(rc));
+}
+
+/* The ID was just handed to worker @w: nobody may own it yet. */
+static void claim(struct worker *w, uint32_t id)
+{
+	uint32_t nobody = 0;
+	uint32_t *slot = &w->s->owner[id - w->s->first];
+
+	if (id < w->s->first || id - w->s->first >= w->s->size) {
+		stress_error(w->s, "ID outside the range", id, 0);
+		return;
+	}
+	/* Relaxed is enough: the allocator's CASes order the hand-overs. */
+	if (!__atomic_compare_exchange_n(slot, &nobody, w->index + 1, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED)) {
+		stress_error(w->s, "ID handed out twice", id, 0);
+		return;
+	}
+	w->held[w->nheld++] = id;
+}
+
+static void do_free(struct worker *w, uint64_t *rng)
+{
+	uint32_t k = (uint32_t)vmres_test_rand_below(rng, w->nheld);
+	uint32_t id = w->held[k];
+	int rc;
+
+	w->held[k] = w->held[--w->nheld];
+	if (!vmres_id_is_allocated(w->s->ids, id))
+		stress_error(w->s, "held ID reported free", id, 0);
+	/* Release ownership before the ID can be handed to someone else. */
+	__atomic_store_n(&w->s->owner[id - w->s->first], 0, __ATOMIC_RELAXED);
+	rc = vmres_id_free(w->s->ids, id);
+	if (rc != VMRES_OK)
+		stress_error(w->s, "free of a held ID failed", id, rc);
+}
+
+static void do_alloc(struct worker *w)
+{
+	uint32_t id;
+	int rc = vmres_id_alloc(w->s->ids, &id);
+
+	if (rc == VMRES_OK)
+		claim(w, id);
+	else if (rc != VMRES_E_EXHAUSTED)
+		stress_error(w->s, "alloc failed", 0, rc);
+}
+
+static void do_alloc_at(struct worker *w, uint64_t *rng)
+{
+	uint32_t id = w->s->first + (uint32_t)vmres_test_rand_below(rng, w->s->size);
+	int rc = vmres_id_alloc_at(w->s->ids, id);
+
+	if (rc == VMRES_OK)
+		claim(w, id);
+	else if (rc != VMRES_E_IN_USE)
+		stress_error(w->s, "alloc_at failed", id, rc);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t rng = w->s->seed * 31 + w->index;
+	/* Each worker aims at its own number of held IDs, so together they
+	 * sometimes exhaust the range and sometimes leave much of it free. */
+	uint32_t cap = w->s->size;
+	uint32_t target = (uint32_t)vmres_test_rand_below(&rng, 2 * cap / STRESS_THREADS + 2);
+
+	vmres_thread_register();
+	while (vmres_test_now() < w->s->deadline) {
+		for (int i = 0; i < 64; i++) {
+			uint32_t op = (uint32_t)vmres_test_rand_below(&rng, 100);
+
+			if (w->nheld > 0 && (w->nheld >= cap || op < 40 + (w->nheld > target) * 30))
+				do_free(w, &rng);
+			else if (op < 85)
+				do_alloc(w);
+			else
+				do_alloc_at(w, &rng);
+			w->ops++;
+		}
+		if (vmres_test_rand_below(&rng, 64) == 0)
+			target =
+				(uint32_t)vmres_test_rand_below(&rng, 2 * cap / STRESS_THREADS + 2);
+	}
+	vmres_thread_unregister();
+	return NULL;
+}
+
+/* After the join: free + held is the range; alloc drains the free IDs in order. */
+static void check_after_join(struct stress *s, struct worker *w)
+{
+	struct vmres__id_stats st;
+	uint64_t held = 0, drained = 0;
+	int64_t last = -1;
+	uint32_t id;
+
+	for (int t = 0; t < STRESS_THREADS; t++)
+		held += w[t].nheld;
+	assert_int_equal(vmres__id_check(s->ids, &st), 0);
+	assert_int_equal(held + st.free_ids, s->size);
+	while (vmres_id_alloc(s->ids, &id) == VMRES_OK) {
+		assert_true((int64_t)id > last);
+		assert_int_equal(s->owner[id - s->first], 0);
+		s->owner[id - s->first] = STRESS_THREADS + 1;
+		last = id;
+		drained++;
+	}
+	assert_int_equal(drained, st.free_ids);
+	for (uint32_t i = 0; i < s->size; i++) {
+		assert_int_not_equal(s->owner[i], 0);
+		assert_true(vmres_id_is_allocated(s->ids, s->first + i));
+	}
+}
+
+/* One round: a fresh allocator, all threads until @round_end, then the checks. */
+static uint64_t run_round(uint32_t first, uint32_t size, double round_end, uint64_t seed)
+{
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct stress s = { 0 };
+	struct worker w[STRESS_THREADS] = { 0 };
+	uint64_t total = 0;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(first, first + (size - 1), &ops, &s.ids),
+			 VMRES_OK);
+	s.first = first;
+	s.size = size;
+	s.seed = seed;
+	s.owner = calloc(size, sizeof(*s.owner));
+	assert_non_null(s.owner);
+	s.deadline = round_end;
+	for (uint32_t t = 0; t < STRESS_THREADS; t++) {
+		w[t] = (struct worker){ .s = &s, .index = t };
+		w[t].held = calloc(size, sizeof(uint32_t));
+		assert_non_null(w[t].held);
+		assert_int_equal(pthread_create(&w[t].thread, NULL, worker_main, &w[t]), 0);
+	}
+	for (uint32_t t = 0; t < STRESS_THREADS; t++) {
+		assert_int_equal(pthread_join(w[t].thread, NULL), 0);
+		total += w[t].ops;
+	}
+	if (s.errors)
+		fprintf(stderr, "stress_id: round [%u, +%u) seed %llu failed\n", first, size,
+			(unsigned long long)seed);
+	assert_int_equal(s.errors, 0);
+	check_after_join(&s, w);
+	vmres_id_allocator_destroy(s.ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	for (uint32_t t = 0; t < STRESS_THREADS; t++)
+		free(w[t].held);
+	free(s.owner);
+	return total;
+}
+
+/*
+ * Short rounds, each on a fresh allocator, so that the never-handed-out tail
+ * (advanced, split, emptied) is contended again and again, not only once.
+ */
+static void run_stress(uint32_t first, const uint32_t *sizes, uint32_t nsizes, double seconds,
+		       uint64_t seed)
+{
+	double end = vmres_test_now() + seconds;
+	uint64_t rounds = 0, total = 0;
+
+	do {
+		uint32_t size = sizes[rounds % nsizes];
+		uint32_t base = first == UINT32_MAX ? UINT32_MAX - (size - 1) : first;
+		double round_end = vmres_test_now() + 0.02;
+
+		total += run_round(base, size, round_end < end ? round_end : end, seed + rounds);
+		rounds++;
+	} while (vmres_test_now() < end);
+	printf("stress_id: %d threads, %.1f s, %llu rounds: %llu ops\n", STRESS_THREADS, seconds,
+	       (unsigned long long)rounds, (unsigned long long)total);
+}
+
+/* Ranges from 0: constant exhaustion, deletions at the head, splits. */
+static void test_id_stress_ranges_from_zero(void **state)
+{
+	(void)state;
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_from_zero");
+	static const uint32_t sizes[] = { 8, 48, 300, 2048 };
+
+	run_stress(0, sizes, 4, vmres_test_stress_seconds(2.5) / 2, seed);
+}
+
+/* Ranges ending at UINT32_MAX: the same at the top boundary. */
+static void test_id_stress_ranges_at_top(void **state)
+{
+	(void)state;
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_at_top");
+	static const uint32_t sizes[] = { 2048, 5, 64, 700 };
+
+	run_stress(UINT32_MAX, sizes, 4, vmres_test_stress_seconds(2.5) / 2, seed);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_id_stress_ranges_from_zero),
+		cmocka_unit_test(test_id_stress_ranges_at_top),
+	};
+
+	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
+}

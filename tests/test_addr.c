@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * Address allocator: error cases and their order, FIRST/LAST/EXACT placement
+ * with alignments up to 2^40, spans touching 0 and UINT64_MAX, one-byte
+ * ranges and gaps, merging on free, stats saturation, memory accounting.
+ * The randomized differential test and failure injection are in
+ * test_addr_model.c.
+ */
+#include "vmres_test.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal/addr_tree.h"
+
+#define MAX64 UINT64_MAX
+
+static struct vmres_addr_allocator *mk(uint64_t first, uint64_t last)
+{
+	struct vmres_addr_allocator *a = NULL;
+
+	assert_int_equal(vmres_addr_allocator_create(first, last, &a), 0);
+	assert_non_null(a);
+	return a;
+}
+
+static int alloc_req(struct vmres_addr_allocator *a, enum vmres_policy p, uint64_t size,
+		     uint64_t align, uint64_t addr, struct vmres_range *out)
+{
+	struct vmres_addr_request req = { size, align, p, addr, addr ^ size ^ 0x7a67 };
+
+	return vmres_addr_alloc(a, &req, out);
+}
+
+/* Allocate and return the start, asserting success and the invariants. */
+static uint64_t alloc_ok(struct vmres_addr_allocator *a, enum vmres_policy p, uint64_t size,
+			 uint64_t align, uint64_t addr)
+{
+	struct vmres_range r = { 1, 0 };
+
+	assert_int_equal(alloc_req(a, p, size, align, addr, &r), 0);
+	assert_int_equal(r.end - r.start, size - 1);
+	assert_int_equal(r.start & (align - 1), 0);
+	assert_int_equal(vmres__addr_check(a), 0);
+	return r.start;
+}
+
+static void exact(struct vmres_addr_allocator *a, uint64_t start, uint64_t end)
+{
+	assert_int_equal(alloc_ok(a, VMRES_EXACT_MATCH, end - start + 1, 1, start), start);
+}
+
+static uint64_t largest_free(struct vmres_addr_allocator *a)
+{
+	struct vmres_addr_stats s;
+
+	assert_int_equal(vmres_addr_stats(a, &s), 0);
+	return s.largest_free;
+}
+
+static void test_addr_create_errors(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = (void *)1;
+	struct vmres_mem_ops bad = { NULL, NULL, NULL };
+
+	assert_int_equal(vmres_addr_allocator_create(0, 10, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_allocator_create(11, 10, &a), VMRES_E_INVALID_RANGE);
+	assert_ptr_equal(a, (void *)1);
+	assert_int_equal(vmres_addr_allocator_create(MAX64, 0, &a), VMRES_E_INVALID_RANGE);
+	assert_int_equal(vmres_addr_allocator_create_ex(0, 10, &bad, &a), VMRES_E_INVALID_ARGUMENT);
+	assert_ptr_equal(a, (void *)1);
+	a = mk(7, 7); /* a one-byte span */
+	assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, 1, 1, 0), 7);
+	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 1, 1, 0, &(struct vmres_range){ 0 }),
+			 VMRES_E_EXHAUSTED);
+	vmres_addr_allocator_destroy(a);
+	vmres_addr_allocator_destroy(NULL);
+}
+
+/* Each case breaks the rule it tests and every rule after it. */
+static void test_addr_alloc_error_order(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = mk(0x1000, 0x1fff);
+	struct vmres_range out = { 123, 456 };
+	struct vmres_addr_request req;
+
+	exact(a, 0x1000, 0x10ff);
+	req = (struct vmres_addr_request){ 0, 3, 99, 0x1001, 0 };
+	assert_int_equal(vmres_addr_alloc(NULL, &req, &out), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_alloc(a, NULL, &out), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_alloc(a, &req, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_INVALID_SIZE);
+	req.size = 0x2000; /* also out of range and in use */
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_INVALID_ALIGNMENT);
+	req.align = 0;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_INVALID_ALIGNMENT);
+	req.align = 1ull << 63 | 1;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_INVALID_ALIGNMENT);
+	req.align = 2;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_INVALID_ARGUMENT); /* policy */
+	req.policy = (enum vmres_policy) - 1;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_INVALID_ARGUMENT);
+	req.policy = VMRES_EXACT_MATCH;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_UNALIGNED_ADDRESS);
+	req.addr = 0x1000;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_OUT_OF_RANGE);
+	req.size = 0x1000; /* [0x1000, 0x1fff]: inside, overlaps */
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_IN_USE);
+	req.addr = 0x10fe; /* overlaps the range's last byte only */
+	req.size = 2;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_IN_USE);
+	req.addr = 0x1100; /* just after: free */
+	req.size = 0xf00;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), 0);
+	assert_int_equal(out.start, 0x1100);
+	assert_int_equal(out.end, 0x1fff);
+	out = (struct vmres_range){ 123, 456 };
+	req = (struct vmres_addr_request){ 1, 1, VMRES_FIRST_MATCH, 0, 0 };
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_EXHAUSTED);
+	req.policy = VMRES_LAST_MATCH;
+	assert_int_equal(vmres_addr_alloc(a, &req, &out), VMRES_E_EXHAUSTED);
+	assert_int_equal(out.start, 123); /* untouched on error */
+	assert_int_equal(out.end, 456);
+	vmres_addr_allocator_destroy(a);
+}
+
+static void test_addr_exact_out_of_range(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = mk(100, 199);
+	struct vmres_addr_allocator *top = mk(MAX64 - 15, MAX64);
+	struct vmres_range out;
+
+	assert_int_equal(alloc_req(a, VMRES_EXACT_MATCH, 1, 1, 99, &out), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(alloc_req(a, VMRES_EXACT_MATCH, 1, 1, 200, &out), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(alloc_req(a, VMRES_EXACT_MATCH, 2, 1, 199, &out), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(alloc_req(a, VMRES_EXACT_MATCH, 101, 1, 100, &out), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(alloc_req(a, VMRES_EXACT_MATCH, MAX64, 1, 100, &out),
+			 VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(alloc_req(a, VMRES_EXACT_MATCH, 100, 1, 100, &out), 0);
+	/* wrapping past 2^64 - 1 */
+	assert_int_equal(alloc_req(top, VMRES_EXACT_MATCH, 2, 1, MAX64, &out),
+			 VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(alloc_req(top, VMRES_EXACT_MATCH, MAX64, 1, MAX64 - 3, &out),
+			 VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(alloc_req(top, VMRES_EXACT_MATCH, 1, 1, MAX64, &out), 0);
+	assert_true(out.start == MAX64 && out.end == MAX64);
+	assert_int_equal(alloc_req(top, VMRES_EXACT_MATCH, 15, 1, MAX64 - 15, &out), 0);
+	assert_int_equal(alloc_req(top, VMRES_FIRST_MATCH, 1, 1, 0, &out), VMRES_E_EXHAUSTED);
+	vmres_addr_allocator_destroy(a);
+	vmres_addr_allocator_destroy(top);
+}
+
+static void test_addr_free_errors(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = mk(0, 999);
+	struct vmres_addr_stats s;
+
+	exact(a, 100, 199);
+	exact(a, 200, 299);
+	assert_int_equal(vmres_addr_free(NULL, (struct vmres_range){ 100, 199 }),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 199, 100 }),
+			 VMRES_E_INVALID_RANGE);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 100, 150 }), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 150, 199 }), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 100, 299 }), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 150, 250 }), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 500, 600 }), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 0, 99 }), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 2000, 3000 }), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_stats(a, &s), 0);
+	assert_int_equal(s.ranges, 2);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 100, 199 }), 0);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 100, 199 }), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_stats(a, &s), 0);
+	assert_int_equal(s.ranges, 1);
+	assert_int_equal(s.allocated_bytes, 100);
+	assert_int_equal(vmres__addr_check(a), 0);
+	vmres_addr_allocator_destroy(a);
+}
+
+static void test_addr_lookup(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = mk(0x10, 0x1f);
+	struct vmres_range r = { 0, 0 };
+	uint64_t tag = 0;
+	struct vmres_addr_request req = { 4, 1, VMRES_EXACT_MATCH, 0x14, 0xfeed };
+
+	assert_int_equal(vmres_addr_alloc(a, &req, &r), 0);
+	assert_int_equal(vmres_addr_lookup(NULL, 0x14, &r, &tag), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_lookup(a, 0x0f, &r, &tag), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_addr_lookup(a, 0x20, &r, &tag), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_addr_lookup(a, MAX64, &r, &tag), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_addr_lookup(a, 0x13, &r, &tag), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_lookup(a, 0x18, &r, &tag), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_addr_lookup(a, 0x10, NULL, NULL), VMRES_E_NOT_FOUND);
+	for (uint64_t x = 0x14; x <= 0x17; x++) {
+		r = (struct vmres_range){ 0, 0 };
+		assert_int_equal(vmres_addr_lookup(a, x, &r, &tag), 0);
+		assert_true(r.start == 0x14 && r.end == 0x17 && tag == 0xfeed);
+		assert_int_equal(vmres_addr_lookup(a, x, NULL, NULL), 0);
+		assert_int_equal(vmres__addr_lookup_unsynchronized(a, x, &r, &tag), 0);
+		assert_true(r.start == 0x14 && r.end == 0x17 && tag == 0xfeed);
+	}
+	assert_int_equal(vmres__addr_lookup_unsynchronized(a, 0x20, NULL, NULL),
+			 VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres__addr_lookup_unsynchronized(a, 0x18, NULL, NULL), VMRES_E_NOT_FOUND);
+	vmres_addr_allocator_destroy(a);
+}
+
+struct collect {
+	struct vmres_range r[64];
+	uint64_t tag[64];
+	int n;
+	int stop_at;
+};
+
+static int collect_fn(void *ctx, struct vmres_range r, uint64_t tag)
+{
+	struct collect *c = ctx;
+
+	if (c->n == c->stop_at)
+		return 42;
+	c->r[c->n] = r;
+	c->tag[c->n++] = tag;
+	return 0;
+}
+
+static void test_addr_foreach_order_and_stop(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = mk(0, 1023);
+	struct collect c = { .stop_at = -1 };
+	static const uint64_t starts[] = { 500, 3, 900, 100, 7, 64, 1000, 200 };
+
+	assert_int_equal(vmres_addr_foreach(NULL, collect_fn, &c), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_foreach(a, NULL, &c), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_stats(NULL, &(struct vmres_addr_stats){ 0 }),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_addr_stats(a, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(largest_free(a), 1024);
+	assert_int_equal(vmres_addr_foreach(a, collect_fn, &c), 0);
+	assert_int_equal(c.n, 0);
+	for (size_t i = 0; i < 8; i++)
+		exact(a, starts[i], starts[i] + 2);
+	assert_int_equal(vmres_addr_foreach(a, collect_fn, &c), 0);
+	assert_int_equal(c.n, 8);
+	for (int i = 1; i < c.n; i++)
+		assert_true(c.r[i - 1].end < c.r[i].start);
+	assert_int_equal(c.r[0].start, 3);
+	assert_int_equal(c.r[7].start, 1000);
+	assert_int_equal(c.tag[0], 3 ^ 3 ^ 0x7a67);
+	c = (struct collect){ .stop_at = 5 };
+	assert_int_equal(vmres_addr_foreach(a, collect_fn, &c), 42);
+	assert_int_equal(c.n, 5);
+	vmres_addr_allocator_destroy(a);
+}
+
+/* FIRST/LAST/EXACT with every alignment 2^0 .. 2^40, around an obstacle. */
+static void test_addr_alignment_placement(void **state)
+{
+	(void)state;
+	const uint64_t base = 0x30000000000ull + 12345; /* unaligned span start */
+	const uint64_t last = base + (1ull << 46);
+
+	for (unsigned k = 0; k <= 40; k++) {
+		uint64_t al = 1ull << k, size = 3 * al / 2 + 1;
+		struct vmres_addr_allocator *a = mk(base, last);
+		uint64_t lo = (base + al - 1) & ~(al - 1);
+		uint64_t hi = (last - size + 1) & ~(al - 1);
+		struct vmres_range out;
+
+		assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, size, al, 0), lo);
+		assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, size, al, 0), hi);
+		/* The next ones go right after / before, rounded to the alignment. */
+		assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, size, al, 0),
+				 (lo + size + al - 1) & ~(al - 1));
+		assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, size, al, 0),
+				 (hi - size) & ~(al - 1));
+		assert_int_equal(alloc_req(a, VMRES_EXACT_MATCH, size, al, lo, &out),
+				 VMRES_E_IN_USE);
+		if (al > 1)
+			assert_int_equal(alloc_req(a, VMRES_EXACT_MATCH, 1, al, lo + 1, &out),
+					 VMRES_E_UNALIGNED_ADDRESS);
+		assert_int_equal(alloc_ok(a, VMRES_EXACT_MATCH, al, al, lo + 4 * al), lo + 4 * al);
+		assert_int_equal(vmres_addr_free(a, (struct vmres_range){ lo, lo + size - 1 }), 0);
+		assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, size, al, 0), lo);
+		vmres_addr_allocator_destroy(a);
+	}
+}
+
+/*
+ * Exactness: gaps long enough for the size but without an aligned fit come
+ * first; the search must go on past them (continuation) and find the fit.
+ */
+static void test_addr_alignment_continuation(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = mk(0, (1ull << 20) - 1);
+	const uint64_t al = 0x100, size = 0x80;
+	uint64_t cur = 0;
+
+	/* 64 gaps of 0xc0 bytes starting at xx40 or later: no aligned 0x80 fit. */
+	for (int i = 0; i < 64; i++) {
+		uint64_t g = cur + 0x41; /* gap [g, g + 0xbf] */
+
+		exact(a, cur, g - 1);
+		cur = g + 0xc0;
+	}
+	/* one exact-size aligned gap, then a blocker, then the rest of the span */
+	exact(a, cur, ((cur + al) & ~(al - 1)) - 1); /* closes the 64th gap */
+	cur = (cur + al) & ~(al - 1);
+	exact(a, cur + size, cur + 0x1000 - 1);
+	assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, size, al, 0), cur);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ cur, cur + size - 1 }), 0);
+	/* LAST: fill the top so the only aligned fits are low */
+	exact(a, cur + 0x1000, (1ull << 20) - 1);
+	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, size, al, 0), cur);
+	/* Now nothing aligned fits anywhere though many gaps are long enough. */
+	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, size, al, 0, &(struct vmres_range){ 0 }),
+			 VMRES_E_EXHAUSTED);
+	assert_int_equal(alloc_req(a, VMRES_LAST_MATCH, size, al, 0, &(struct vmres_range){ 0 }),
+			 VMRES_E_EXHAUSTED);
+	/* ... but unaligned it still fits in the first one */
+	assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, size, 1, 0), 0x41);
+	vmres_addr_allocator_destroy(a);
+}
+
+static void test_addr_whole_64bit_span(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = mk(0, MAX64);
+	struct vmres_addr_stats s;
+	struct vmres_range out;
+
+	assert_int_equal(vmres_addr_stats(a, &s), 0);
+	assert_true(s.ranges == 0 && s.allocated_bytes == 0 && s.largest_free == MAX64);
+	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, MAX64, 1, 0), 1);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 1, MAX64 }), 0);
+	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, MAX64, 2, 0), 0);
+	assert_int_equal(vmres_addr_stats(a, &s), 0);
+	assert_true(s.ranges == 1 && s.allocated_bytes == MAX64 && s.largest_free == 1);
+	assert_int_equal(vmres_addr_lookup(a, MAX64, NULL, NULL), VMRES_E_NOT_FOUND);
+	assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, 1, 1, 0), MAX64);
+	/* Two ranges totalling 2^64 bytes: allocated_bytes saturates. */
+	assert_int_equal(vmres_addr_stats(a, &s), 0);
+	assert_true(s.ranges == 2 && s.allocated_bytes == MAX64 && s.largest_free == 0);
+	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 1, 1, 0, &out), VMRES_E_EXHAUSTED);
+	assert_int_equal(vmres__addr_check(a), 0);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 0, MAX64 - 1 }), 0);
+	assert_int_equal(vmres_addr_stats(a, &s), 0);
+	assert_true(s.ranges == 1 && s.allocated_bytes == 1 && s.largest_free == MAX64);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ MAX64, MAX64 }), 0);
+	/* Halves at 2^63, the largest alignment. */
+	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, 1, 1ull << 63, 0), 1ull << 63);
+	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, 1, 1ull << 63, 0), 0);
+	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 1, 1ull << 63, 0, &out),
+			 VMRES_E_EXHAUSTED);
+	assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, (1ull << 63) - 1, 1, 0), 1);
+	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, (1ull << 63) - 1, 1, 0), (1ull << 63) + 1);
+	assert_int_equal(vmres_addr_stats(a, &s), 0);
+	assert_true(s.ranges == 4 && s.allocated_bytes == MAX64 && s.largest_free == 0);
+	vmres_addr_allocator_destroy(a);
+}
+
+static void test_addr_spans_touching_edges(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *lo = mk(0, 0xffff);
+	struct vmres_addr_allocator *hi = mk(MAX64 - 0xffff, MAX64);
+
+	assert_int_equal(alloc_ok(lo, VMRES_FIRST_MATCH, 0x10, 0x10, 0), 0);
+	assert_int_equal(alloc_ok(lo, VMRES_LAST_MATCH, 0x10, 0x10, 0), 0xfff0);
+	assert_int_equal(alloc_ok(lo, VMRES_EXACT_MATCH, 1, 1, 0x10), 0x10);
+	assert_int_equal(alloc_ok(lo, VMRES_FIRST_MATCH, 0x10, 0x10, 0), 0x20);
+	assert_int_equal(alloc_ok(hi, VMRES_LAST_MATCH, 1, 1, 0), MAX64);
+	assert_int_equal(alloc_ok(hi, VMRES_LAST_MATCH, 0x10, 0x1000, 0), MAX64 - 0xfff);
+	assert_int_equal(alloc_ok(hi, VMRES_FIRST_MATCH, 0x10000 - 0x1001, 1, 0), MAX64 - 0xffff);
+	assert_int_equal(largest_free(hi), 0xfff - 0x10);
+	assert_int_equal(alloc_ok(hi, VMRES_LAST_MATCH, 0xfff - 0x10, 1, 0), MAX64 - 0xfff + 0x10);
+	assert_int_equal(largest_free(hi), 1); /* the byte at MAX64 - 0x1000 */
+	assert_int_equal(alloc_ok(hi, VMRES_LAST_MATCH, 1, 1, 0), MAX64 - 0x1000);
+	assert_int_equal(largest_free(hi), 0);
+	assert_int_equal(vmres_addr_lookup(hi, MAX64, NULL, NULL), 0);
+	vmres_addr_allocator_destroy(lo);
+	vmres_addr_allocator_destroy(hi);
+}
+
+static void test_addr_one_byte_ranges_and_gaps(void **state)
+{
+	(void)state;
+	struct vmres_addr_allocator *a = mk(0, 99);
+	struct vmres_range out;
+
+	for (uint64_t x = 0; x < 100; x += 2)
+		exact(a, x, x);
+	assert_int_equal(largest_free(a), 1);
+	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 2, 1, 0, &out), VMRES_E_EXHAUSTED);
+	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 1, 2, 0, &out), VMRES_E_EXHAUSTED);
+	assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, 1, 1, 0), 1);
+	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, 1, 1, 0), 99);
+	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 1, 4, 0, &out), VMRES_E_EXHAUSTED);
+	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, 1, 1, 0), 97);
+	for (uint64_t x = 0; x < 100; x++)
+		if (vmres_addr_lookup(a, x, &out, NULL) == 0)
+			assert_true(out.start == x && out.end == x);
+	vmres_addr_allocator_destroy(a);
+}
+
+/* Ranges [10,19] [20,29] [30,39] in [0,99]; free the middle in every case. */
+static void merge_case(bool left_free, bool right_free, bool at_low_edge, bool at_high_edge)
+{
+	uint64_t first = at_low_edge ? 20 : 0, last = at_high_edge ? 29 : 99;
+	struct vmres_addr_allocator *a = mk(first, last);
+	uint64_t lo = 20, hi = 29;
+
+	if (!at_low_edge)
+		exact(a, 10, 19);
+	exact(a, 20, 29);
+	if (!at_high_edge)
+		exact(a, 30, 39);
+	if (!at_low_edge && left_free) {
+		assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 10, 19 }), 0);
+		lo = 0;
+	}
+	if (!at_low_edge && !left_free)
+		exact(a, 0, 9); /* no space on the left at all */
+	if (!at_high_edge && right_free) {
+		assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 30, 39 }), 0);
+		hi = 99;
+	}
+	if (!at_high_edge && !right_free)
+		exact(a, 40, 99);
+	assert_int_equal(vmres_addr_free(a, (struct vmres_range){ 20, 29 }), 0);
+	assert_int_equal(vmres__addr_check(a), 0);
+	assert_int_equal(largest_free(a), hi - lo + 1);
+	/* The merged block is one block: a FIRST of its full size lands on it. */
+	assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, hi - lo + 1, 1, 0), lo);
+	assert_int_equal(largest_free(a), 0);
+	vmres_addr_allocator_destroy(a);
+}
+
+static void test_addr_free_merges_every_neighbour_combination(void **state)
+{
+	(void)state;
+	for (int m = 0; m < 4; m++) {
+		merge_case(m & 1, m & 2, false, false);
+		merge_case(false, m & 2, true, false);
+		merge_case(m & 1, false, false, true);
+	}
+	merge_case(false, false, true, true);
+}
+
+static void test_addr_memory_accounting(void **state)
+{
+	(void)state;
+	struct vmres_test_mem tm;
+	struct vmres_mem_ops ops;
+	struct vmres_addr_allocator *a = NULL;
+	int64_t empty_bytes;
+	const uint64_t n = 4096;
+
+	vmres_test_mem_init(&tm);
+	ops = vmres_test_mem_ops(&tm);
+	assert_int_equal(vmres_addr_allocator_create_ex(0, MAX64, &ops, &a), 0);
+	vmres_rcu_barrier();
+	empty_bytes = vmres_test_mem_live_bytes(&tm);
+	for (uint64_t i = 0; i < n; i++)
+		alloc_ok(a, VMRES_FIRST_MATCH, 0x1000, 0x1000, 0);
+	vmres_rcu_barrier(); /* retired nodes and versions are gone */
+	assert_int_equal(vmres__addr_check(a), 0);
+	/* n nodes plus one version whose retire room grows with the height */
+	printf("[addr] %" PRIu64 " ranges: %" PRId64 " bytes live (%.1f per range, node %zu), "
+	       "height %u\n",
+	       n, vmres_test_mem_live_bytes(&tm),
+	       (double)(vmres_test_mem_live_bytes(&tm) - empty_bytes) / (double)n,
+	       vmres__addr_node_size(), vmres__addr_height(a));
+	assert_int_equal(vmres_test_mem_live_blocks(&tm), (int64_t)n + 2);
+	assert_true(vmres_test_mem_live_bytes(&tm) - empty_bytes <
+		    (int64_t)(n * vmres__addr_node_size() + 64 * 8 * 3));
+	for (uint64_t i = 0; i < n; i += 2)
+		assert_int_equal(
+			vmres_addr_free(a, (struct vmres_range){ i * 0x1000, i * 0x1000 + 0xfff }),
+			0);
+	vmres_addr_allocator_destroy(a);
+	assert_int_equal(vmres_test_mem_live_blocks(&tm), 0);
+	assert_int_equal(vmres_test_mem_live_bytes(&tm), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_addr_create_errors),
+		cmocka_unit_test(test_addr_alloc_error_order),
+		cmocka_unit_test(test_addr_exact_out_of_range),
+		cmocka_unit_test(test_addr_free_errors),
+		cmocka_unit_test(test_addr_lookup),
+		cmocka_unit_test(test_addr_foreach_order_and_stop),
+		cmocka_unit_test(test_addr_alignment_placement),
+		cmocka_unit_test(test_addr_alignment_continuation),
+		cmocka_unit_test(test_addr_whole_64bit_span),
+		cmocka_unit_test(test_addr_spans_touching_edges),
+		cmocka_unit_test(test_addr_one_byte_ranges_and_gaps),
+		cmocka_unit_test(test_addr_free_merges_every_neighbour_combination),
+		cmocka_unit_test(test_addr_memory_accounting),
+	};
+
+	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
+}

@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * Address allocator against a brute-force reference model: a sorted array
+ * of allocations whose fits are found by scanning every gap with 128-bit
+ * arithmetic (so the model shares none of the allocator's overflow
+ * reasoning). Thousands of random operations per seed over several seeds and
+ * spans (small, touching 0, touching UINT64_MAX, the whole 64-bit space);
+ * every result, error and out-value is compared, and the invariant checker
+ * runs after each operation. Replay with VMRES_TEST_SEED=<seed>.
+ *
+ * Allocation-failure injection: the same random workload, where every writer
+ * operation is first run with the memory hook failing at its 1st, 2nd, ...
+ * allocation until it succeeds; each failure must return VMRES_E_NOMEM and
+ * leave the ranges, the stats and the live memory exactly as they were.
+ */
+#include "vmres_test.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/addr_tree.h"
+
+#define MAX64 UINT64_MAX
+
+typedef unsigned __int128 u128;
+
+struct mrange {
+	uint64_t start;
+	uint64_t end;
+	uint64_t tag;
+};
+
+struct model {
+	uint64_t first;
+	uint64_t last;
+	struct mrange *r;
+	size_t n;
+	size_t cap;
+};
+
+/* --- the reference model ------------------------------------------------- */
+
+static void model_insert(struct model *m, struct mrange x)
+{
+	size_t i = 0;
+
+	if (m->n == m->cap) {
+		m->cap = m->cap ? 2 * m->cap : 64;
+		m->r = realloc(m->r, m->cap * sizeof(*m->r));
+		assert_non_null(m->r);
+	}
+	while (i < m->n && m->r[i].start < x.start)
+		i++;
+	memmove(&m->r[i + 1], &m->r[i], (m->n - i) * sizeof(*m->r));
+	m->r[i] = x;
+	m->n++;
+}
+
+static bool model_overlaps(const struct model *m, u128 s, u128 e)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->r[i].start <= e && s <= m->r[i].end)
+			return true;
+	return false;
+}
+
+/* Lowest (FIRST) or highest (LAST) aligned fit in the gap [gs, ge]. */
+static bool gap_fit(enum vmres_policy p, u128 gs, u128 ge, u128 size, u128 align, u128 *at)
+{
+	u128 lo = (gs + align - 1) / align * align;
+
+	if (ge - gs + 1 < size)
+		return false;
+	if (p == VMRES_FIRST_MATCH) {
+		*at = lo;
+		return lo + size - 1 <= ge;
+	}
+	*at = (ge + 1 - size) / align * align;
+	return *at >= gs;
+}
+
+/* Scan every free gap in address order; keep the first or the last fit. */
+static bool model_fit(const struct model *m, enum vmres_policy p, u128 size, u128 align,
+		      uint64_t *found)
+{
+	u128 gs = m->first, at, best = 0;
+	bool any = false;
+
+	for (size_t i = 0; i <= m->n; i++) {
+		u128 next = i < m->n ? (u128)m->r[i].start : (u128)m->last + 1;
+
+		if (next > gs && gap_fit(p, gs, next - 1, size, align, &at)) {
+			best = at;
+			any = true;
+			if (p == VMRES_FIRST_MATCH)
+				break;
+		}
+		if (i < m->n)
+			gs = (u128)m->r[i].end + 1;
+	}
+	if (any)
+		*found = (uint64_t)best;
+	return any;
+}
+
+static int model_alloc(struct model *m, const struct vmres_addr_request *q, struct vmres_range *out)
+{
+	uint64_t start;
+
+	if (q->size == 0)
+		return VMRES_E_INVALID_SIZE;
+	if (q->align == 0 || (q->align & (q->align - 1)))
+		return VMRES_E_INVALID_ALIGNMENT;
+	if (q->policy == VMRES_EXACT_MATCH) {
+		u128 e = (u128)q->addr + q->size - 1;
+
+		if (q->addr % q->align)
+			return VMRES_E_UNALIGNED_ADDRESS;
+		if (q->addr < m->first || e > m->last)
+			return VMRES_E_OUT_OF_RANGE;
+		if (model_overlaps(m, q->addr, e))
+			return VMRES_E_IN_USE;
+		start = q->addr;
+	} else if (!model_fit(m, q->policy, q->size, q->align, &start)) {
+		return VMRES_E_EXHAUSTED;
+	}
+	*out = (struct vmres_range){ start, start + (q->size - 1) };
+	model_insert(m, (struct mrange){ out->start, out->end, q->tag });
+	return 0;
+}
+
+static int model_free(struct model *m, struct vmres_range r)
+{
+	if (r.start > r.end)
+		return VMRES_E_INVALID_RANGE;
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->r[i].start == r.start && m->r[i].end == r.end) {
+			memmove(&m->r[i], &m->r[i + 1], (m->n - i - 1) * sizeof(*m->r));
+			m->n--;
+			return 0;
+		}
+	}
+	return VMRES_E_NOT_FOUND;
+}
+
+static int model_lookup(const struct model *m, uint64_t addr, struct vmres_range *out,
+			uint64_t *tag)
+{
+	if (addr < m->first || addr > m->last)
+		return VMRES_E_OUT_OF_RANGE;
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->r[i].start <= addr && addr <= m->r[i].end) {
+			*out = (struct vmres_range){ m->r[i].start, m->r[i].end };
+			*tag = m->r[i].tag;
+			return 0;
+		}
+	}
+	return VMRES_E_NOT_FOUND;
+}
+
+static uint64_t sat(u128 x)
+{
+	return x > MAX64 ? MAX64 : (uint64_t)x;
+}
+
+static struct vmres_addr_stats model_stats(const struct model *m)
+{
+	u128 bytes = 0, largest = 0, gs = m->first;
+
+	for (size_t i = 0; i < m->n; i++) {
+		bytes += (u128)m->r[i].end - m->r[i].start + 1;
+		if (m->r[i].start > gs && m->r[i].start - gs > largest)
+			largest = m->r[i].start - gs;
+		gs = (u128)m->r[i].end + 1;
+	}
+	if ((u128)m->last + 1 - gs > largest && (u128)m->last + 1 > gs)
+		largest = (u128)m->last + 1 - gs;
+	return (struct vmres_addr_stats){ m->n, sat(bytes), sat(largest) };
+}
+
+/* --- comparing the allocator with the model ------------------------------ */
+
+struct snap {
+	struct mrange *r;
+	size_t n;
+	size_t cap;
+	size_t stop_after;
+};
+
+static int snap_fn(void *ctx, struct vmres_range r, uint64_t tag)
+{
+	struct snap *s = ctx;
+
+	if (s->n == s->stop_after)
+		return 7;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->r = realloc(s->r, s->cap * sizeof(*s->r));
+		assert_non_null(s->r);
+	}
+	s->r[s->n++] = (struct mrange){ r.start, r.end, tag };
+	return 0;
+}
+
+static void compare_all(struct vmres_addr_allocator *a, const struct model *m)
+{
+	struct snap s = { .stop_after = SIZE_MAX };
+	struct vmres_addr_stats got, want = model_stats(m);
+
+	assert_int_equal(vmres_addr_foreach(a, snap_fn, &s), 0);
+	assert_int_equal(s.n, m->n);
+	assert_memory_equal(s.r, m->r, m->n * sizeof(*m->r));
+	if (m->n > 2) {
+		s.n = 0;
+		s.stop_after = m->n / 2;
+		assert_int_equal(vmres_addr_foreach(a, snap_fn, &s), 7);
+		assert_int_equal(s.n, m->n / 2);
+	}
+	free(s.r);
+	assert_int_equal(vmres_addr_stats(a, &got), 0);
+	assert_int_equal(got.ranges, want.ranges);
+	assert_int_equal(got.allocated_bytes, want.allocated_bytes);
+	assert_int_equal(got.largest_free, want.largest_free);
+}
+
+/* --- the random workload -------------------------------------------------- */
+
+struct workload {
+	uint64_t rng;
+	uint64_t first;
+	uint64_t last;
+	uint64_t width; /* last - first, or MAX64 */
+	bool huge;	/* the whole 64-bit span: sizes and alignments up to 2^63 */
+	unsigned long ok;
+	unsigned long failed;
+};
+
+static uint64_t rnd(struct workload *w, uint64_t bound)
+{
+	return bound ? vmres_test_rand_below(&w->rng, bound) : vmres_test_rand(&w->rng);
+}
+
+static uint64_t pick_size(struct workload *w)
+{
+	uint64_t r = rnd(w, 100);
+
+	if (w->huge && r < 20)
+		return (rnd(w, 0) >> rnd(w, 64)) | 1;
+	if (r < 50)
+		return 1 + rnd(w, 4);
+	if (r < 95)
+		return 1 + rnd(w, w->width / 32 + 1);
+	if (r < 98)
+		return 0; /* invalid */
+	return 1 + rnd(w, w->width < MAX64 ? w->width + 1 : 0);
+}
+
+static uint64_t pick_align(struct workload *w)
+{
+	uint64_t r = rnd(w, 100);
+
+	if (r < 40)
+		return 1;
+	if (r < 97)
+		return 1ull << rnd(w, w->huge ? 64 : 12);
+	return r == 97 ? 0 : 3 + rnd(w, 5) * 2; /* invalid */
+}
+
+static uint64_t pick_addr(struct workload *w, uint64_t align)
+{
+	uint64_t off = rnd(w, w->width < MAX64 ? w->width + 9 : 0);
+	uint64_t addr = w->first - 4 + off; /* a few outside, modulo 2^64 */
+
+	if (align && rnd(w, 10) < 8)
+		addr &= ~(align - 1);
+	return addr;
+}
+
+static struct vmres_addr_request pick_request(struct workload *w)
+{
+	struct vmres_addr_request q;
+
+	q.size = pick_size(w);
+	q.align = pick_align(w);
+	q.policy = (enum vmres_policy)rnd(w, 3);
+	if (rnd(w, 200) == 0)
+		q.policy = (enum vmres_policy)7;
+	q.addr = pick_addr(w, q.align);
+	q.tag = rnd(w, 0);
+	return q;
+}
+
+static struct vmres_range pick_free(struct workload *w, const struct model *m)
+{
+	uint64_t r = rnd(w, 100);
+	struct vmres_range x;
+
+	if (m->n && r < 70)
+		return (struct vmres_range){ m->r[rnd(w, m->n)].start, m->r[rnd(w, m->n)].end };
+	if (!m->n || r < 80) {
+		x.start = pick_addr(w, 1);
+		x.end = x.start + rnd(w, 8);
+		return x;
+	}
+	x = (struct vmres_range){ m->r[rnd(w, m->n)].start, m->r[rnd(w, m->n)].end };
+	if (r < 90)
+		x.end += 1;
+	else
+		x.start -= 1;
+	return x;
+}
+
+static void fix_free_pick(struct workload *w, const struct model *m, struct vmres_range *x)
+{
+	/* Most picks above mix two ranges' ends: make 2 in 3 exact. */
+	if (m->n && rnd(w, 3)) {
+		size_t i = rnd(w, m->n);
+
+		*x = (struct vmres_range){ m->r[i].start, m->r[i].end };
+	}
+}
+
+/*
+ * Failure injection. Blocks allocated and freed by this thread are counted
+ * apart (thread-local): a failed writer must free everything it allocated
+ * before it returns, while nodes retired by earlier successful writers are
+ * freed by liburcu's call_rcu thread at any time and must not disturb the
+ * count. So no rcu_barrier() is needed between attempts.
+ */
+static _Thread_local int64_t blocks_here;
+static struct vmres_mem_ops inner_ops;
+
+static void *counting_alloc(void *ctx, size_t size)
+{
+	void *p = inner_ops.alloc(ctx, size);
+
+	if (p)
+		blocks_here++;
+	return p;
+}
+
+static void counting_free(void *ctx, void *p, size_t size)
+{
+	blocks_here--;
+	inner_ops.free(ctx, p, size);
+}
+
+struct injector {
+	struct vmres_test_mem *tm;
+	unsigned long failures;
+};
+
+static void state_same(struct vmres_addr_allocator *a, const struct model *m, struct injector *inj,
+		       int64_t blocks_before)
+{
+	inj->failures++;
+	assert_int_equal(blocks_here, blocks_before);
+	assert_int_equal(vmres__addr_check(a), 0);
+	compare_all(a, m);
+}
+
+/* Run the writer with the hook failing at each allocation in turn until it succeeds. */
+static int do_alloc(struct vmres_addr_allocator *a, const struct model *m,
+		    const struct vmres_addr_request *q, struct vmres_range *out,
+		    struct injector *inj)
+{
+	int64_t before = blocks_here;
+	int rc;
+
+	if (!inj)
+		return vmres_addr_alloc(a, q, out);
+	for (int64_t k = 0;; k++) {
+		vmres_test_mem_fail_after(inj->tm, k);
+		rc = vmres_addr_alloc(a, q, out);
+		vmres_test_mem_fail_after(inj->tm, -1);
+		if (rc != VMRES_E_NOMEM)
+			return rc;
+		state_same(a, m, inj, before);
+	}
+}
+
+static int do_free(struct vmres_addr_allocator *a, const struct model *m, struct vmres_range x,
+		   struct injector *inj)
+{
+	int64_t before = blocks_here;
+	int rc;
+
+	if (!inj)
+		return vmres_addr_free(a, x);
+	for (int64_t k = 0;; k++) {
+		vmres_test_mem_fail_after(inj->tm, k);
+		rc = vmres_addr_free(a, x);
+		vmres_test_mem_fail_after(inj->tm, -1);
+		if (rc != VMRES_E_NOMEM)
+			return rc;
+		state_same(a, m, inj, before);
+	}
+}
+
+/* Phases of growth (alloc-heavy) and shrinking (free-heavy) alternate. */
+static void step(struct workload *w, struct vmres_addr_allocator *a, struct model *m,
+		 struct injector *inj, bool growing)
+{
+	uint64_t op = rnd(w, 100);
+
+	if (op < (growing ? 65u : 35u)) {
+		struct vmres_addr_request q = pick_request(w);
+		struct vmres_range got = { 1, 2 }, want = { 1, 2 };
+		int rc_got = do_alloc(a, m, &q, &got, inj);
+		int rc_want = q.policy > VMRES_EXACT_MATCH && q.size && q.align &&
+					      !(q.align & (q.align - 1))
+				      ? VMRES_E_INVALID_ARGUMENT
+				      : model_alloc(m, &q, &want);
+
+		assert_int_equal(rc_got, rc_want);
+		*(rc_got ? &w->failed : &w->ok) += 1;
+		assert_int_equal(got.start, want.start);
+		assert_int_equal(got.end, want.end);
+	} else if (op < 88) {
+		struct vmres_range x = pick_free(w, m);
+
+		int rc_got;
+
+		fix_free_pick(w, m, &x);
+		rc_got = do_free(a, m, x, inj); /* before the model changes */
+		assert_int_equal(rc_got, model_free(m, x));
+		*(rc_got ? &w->failed : &w->ok) += 1;
+	} else {
+		uint64_t addr = pick_addr(w, 1), tg = 1, tw = 1;
+		struct vmres_range g = { 0, 0 }, r = { 0, 0 };
+
+		assert_int_equal(vmres_addr_lookup(a, addr, &g, &tg),
+				 model_lookup(m, addr, &r, &tw));
+		assert_true(g.start == r.start && g.end == r.end && tg == tw);
+	}
+	assert_int_equal(vmres__addr_check(a), 0);
+	if (rnd(w, 64) == 0)
+		compare_all(a, m);
+}
+
+static void span_for(struct workload *w, unsigned kind)
+{
+	uint64_t width = 64 + rnd(w, 4000);
+
+	w->huge = false;
+	switch (kind % 4) {
+	case 0: /* somewhere, unaligned */
+		w->first = rnd(w, 0) >> 2;
+		break;
+	case 1: /* touching 0 */
+		w->first = 0;
+		break;
+	case 2: /* touching UINT64_MAX */
+		w->first = MAX64 - width;
+		break;
+	default: /* the whole 64-bit space */
+		w->first = 0;
+		width = MAX64;
+		w->huge = true;
+		break;
+	}
+	w->last = w->first + width;
+	w->width = width;
+}
+
+static void run_workload(uint64_t seed, unsigned kind, unsigned ops, bool inject,
+			 unsigned long *failures)
+{
+	struct workload w = { .rng = seed };
+	struct model m = { 0 };
+	struct vmres_test_mem tm;
+	struct vmres_mem_ops ops_hook;
+	struct vmres_addr_allocator *a = NULL;
+	struct injector inj = { &tm, 0 };
+
+	span_for(&w, kind);
+	m.first = w.first;
+	m.last = w.last;
+	vmres_test_mem_init(&tm);
+	inner_ops = vmres_test_mem_ops(&tm);
+	ops_hook = (struct vmres_mem_ops){ counting_alloc, counting_free, &tm };
+	assert_int_equal(vmres_addr_allocator_create_ex(w.first, w.last, &ops_hook, &a), 0);
+	for (unsigned i = 0; i < ops; i++)
+		step(&w, a, &m, inject ? &inj : NULL, (i / 1500) % 2 == 0);
+	compare_all(a, &m);
+	printf("[addr] seed %" PRIu64
+	       " span %u: %zu ranges at the end, height %u, %lu ok / %lu failed writes\n",
+	       seed, kind, m.n, vmres__addr_height(a), w.ok, w.failed);
+	vmres_addr_allocator_destroy(a);
+	assert_int_equal(vmres_test_mem_live_blocks(&tm), 0); /* no leak at destroy */
+	assert_int_equal(vmres_test_mem_live_bytes(&tm), 0);
+	free(m.r);
+	*failures += inj.failures;
+}
+
+static void test_addr_differential_against_model(void **state)
+{
+	(void)state;
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_addr_differential_against_model");
+	unsigned long unused = 0;
+
+	for (unsigned s = 0; s < 8; s++)
+		run_workload(seed + s, s, 12000, false, &unused);
+}
+
+static void test_addr_nomem_at_every_allocation_point(void **state)
+{
+	(void)state;
+	uint64_t seed =
+		vmres_test_seed("VMRES_TEST_SEED", "test_addr_nomem_at_every_allocation_point");
+	unsigned long failures = 0;
+
+	for (unsigned s = 0; s < 4; s++)
+		run_workload(seed ^ 0x5eed, s, 1500, true, &failures);
+	printf("[addr] %lu injected allocation failures, all clean\n", failures);
+	assert_true(failures > 1000);
+}
+
+static void test_addr_create_nomem(void **state)
+{
+	(void)state;
+	struct vmres_test_mem tm;
+	struct vmres_mem_ops ops;
+	struct vmres_addr_allocator *a = (void *)1;
+	int64_t k;
+
+	vmres_test_mem_init(&tm);
+	ops = vmres_test_mem_ops(&tm);
+	for (k = 0;; k++) {
+		vmres_test_mem_fail_after(&tm, k);
+		if (vmres_addr_allocator_create_ex(0, 99, &ops, &a) != VMRES_E_NOMEM)
+			break;
+		assert_ptr_equal(a, (void *)1);
+		assert_int_equal(vmres_test_mem_live_blocks(&tm), 0);
+	}
+	vmres_test_mem_fail_after(&tm, -1);
+	assert_int_equal(k, 2); /* the allocator and its first version */
+	vmres_addr_allocator_destroy(a);
+	assert_int_equal(vmres_test_mem_live_blocks(&tm), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_addr_differential_against_model),
+		cmocka_unit_test(test_addr_nomem_at_every_allocation_point),
+		cmocka_unit_test(test_addr_create_nomem),
+	};
+
+	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
+}

@@ -1,0 +1,677 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/* The ID allocator, one thread: semantics, errors, boundaries, a model, NOMEM. */
+#include "vmres_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/id.h"
+
+static struct vmres_id_allocator *make(uint32_t first, uint32_t last)
+{
+	struct vmres_id_allocator *ids = NULL;
+
+	assert_int_equal(vmres_id_allocator_create(first, last, &ids), VMRES_OK);
+	assert_non_null(ids);
+	return ids;
+}
+
+static uint32_t alloc_ok(struct vmres_id_allocator *ids)
+{
+	uint32_t id = 0xdeadbeef;
+
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	return id;
+}
+
+static void check_ok(struct vmres_id_allocator *ids)
+{
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+}
+
+static void test_id_create_rejects_bad_arguments(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = (void *)&ids;
+	struct vmres_mem_ops half = { NULL, NULL, NULL };
+
+	assert_int_equal(vmres_id_allocator_create(0, 10, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_id_allocator_create(11, 10, &ids), VMRES_E_INVALID_RANGE);
+	assert_int_equal(vmres_id_allocator_create(UINT32_MAX, 0, &ids), VMRES_E_INVALID_RANGE);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 10, &half, &ids),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_ptr_equal(ids, (void *)&ids); /* untouched on failure */
+	vmres_id_allocator_destroy(NULL);    /* allowed, does nothing */
+}
+
+static void test_id_null_allocator_and_out_pointer(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(0, 3);
+	uint32_t id;
+
+	assert_int_equal(vmres_id_alloc(NULL, &id), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_id_alloc(ids, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_id_alloc_at(NULL, 1), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_id_free(NULL, 1), VMRES_E_INVALID_ARGUMENT);
+	assert_false(vmres_id_is_allocated(NULL, 1));
+	/* None of that took an ID. */
+	assert_int_equal(alloc_ok(ids), 0);
+	vmres_id_allocator_destroy(ids);
+}
+
+static void test_id_smallest_first(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(1, 100);
+
+	for (uint32_t i = 1; i <= 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	check_ok(ids);
+	assert_int_equal(alloc_ok(ids), 3);
+	assert_int_equal(alloc_ok(ids), 5);
+	assert_int_equal(alloc_ok(ids), 7);
+	assert_int_equal(alloc_ok(ids), 11);
+	assert_int_equal(alloc_ok(ids), 12);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
+static void test_id_out_of_range(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(10, 20);
+
+	assert_int_equal(vmres_id_alloc_at(ids, 9), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_id_alloc_at(ids, 21), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_id_alloc_at(ids, UINT32_MAX), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_id_free(ids, 21), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_E_OUT_OF_RANGE);
+	assert_false(vmres_id_is_allocated(ids, 9));
+	assert_false(vmres_id_is_allocated(ids, 21));
+	assert_int_equal(alloc_ok(ids), 10);
+	vmres_id_allocator_destroy(ids);
+}
+
+static void test_id_free_error_codes(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(0, 9);
+
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(alloc_ok(ids), 0);
+	assert_true(vmres_id_is_allocated(ids, 0));
+	assert_int_equal(vmres_id_free(ids, 1), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_OK);
+	assert_false(vmres_id_is_allocated(ids, 0));
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_E_ALREADY_FREED);
+	/* Taken again, held again, freed again. */
+	assert_int_equal(alloc_ok(ids), 0);
+	assert_int_equal(vmres_id_alloc_at(ids, 0), VMRES_E_IN_USE);
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_E_ALREADY_FREED);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
+static void test_id_exhausted_without_wrapping(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(UINT32_MAX - 2, UINT32_MAX);
+	uint32_t id = 123;
+
+	assert_int_equal(alloc_ok(ids), UINT32_MAX - 2);
+	assert_int_equal(alloc_ok(ids), UINT32_MAX - 1);
+	assert_int_equal(alloc_ok(ids), UINT32_MAX);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	assert_int_equal(id, 123);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	assert_int_equal(vmres_id_alloc_at(ids, UINT32_MAX), VMRES_E_IN_USE);
+	assert_int_equal(vmres_id_free(ids, UINT32_MAX), VMRES_OK);
+	assert_int_equal(alloc_ok(ids), UINT32_MAX);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
+static void test_id_full_range_boundaries(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(0, UINT32_MAX);
+	struct vmres__id_stats st;
+
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.free_ids, (uint64_t)UINT32_MAX + 1);
+	assert_int_equal(alloc_ok(ids), 0);
+	assert_int_equal(vmres_id_alloc_at(ids, UINT32_MAX), VMRES_OK);
+	assert_true(vmres_id_is_allocated(ids, UINT32_MAX));
+	assert_false(vmres_id_is_allocated(ids, UINT32_MAX - 1));
+	assert_int_equal(vmres_id_free(ids, UINT32_MAX - 1), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_free(ids, UINT32_MAX), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, UINT32_MAX), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_OK);
+	assert_int_equal(alloc_ok(ids), 0);
+	assert_int_equal(alloc_ok(ids), 1);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.free_ids, (uint64_t)UINT32_MAX - 1);
+	vmres_id_allocator_destroy(ids);
+}
+
+static void one_id_range(uint32_t only)
+{
+	struct vmres_id_allocator *ids = make(only, only);
+	uint32_t id;
+
+	assert_false(vmres_id_is_allocated(ids, only));
+	assert_int_equal(vmres_id_free(ids, only), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(alloc_ok(ids), only);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	assert_int_equal(vmres_id_alloc_at(ids, only), VMRES_E_IN_USE);
+	assert_int_equal(vmres_id_free(ids, only), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, only), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_alloc_at(ids, only), VMRES_OK);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	if (only > 0)
+		assert_int_equal(vmres_id_alloc_at(ids, only - 1), VMRES_E_OUT_OF_RANGE);
+	if (only < UINT32_MAX)
+		assert_int_equal(vmres_id_free(ids, only + 1), VMRES_E_OUT_OF_RANGE);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
+static void test_id_one_id_ranges(void **state)
+{
+	(void)state;
+	one_id_range(0);
+	one_id_range(42);
+	one_id_range(UINT32_MAX);
+}
+
+/* The never-handed-out tail is [5, 99] after five allocs; poke it. */
+static void test_id_alloc_at_around_the_tail(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(0, 99);
+	uint32_t id;
+
+	for (uint32_t i = 0; i < 5; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	/* Before the tail: held, then freed, then taken back. */
+	assert_int_equal(vmres_id_alloc_at(ids, 2), VMRES_E_IN_USE);
+	assert_int_equal(vmres_id_free(ids, 2), VMRES_OK);
+	assert_int_equal(vmres_id_alloc_at(ids, 2), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 2), VMRES_OK);
+	/* Inside the tail: splits it; the pieces stay never-handed-out. */
+	assert_int_equal(vmres_id_alloc_at(ids, 50), VMRES_OK);
+	check_ok(ids);
+	assert_true(vmres_id_is_allocated(ids, 50));
+	assert_false(vmres_id_is_allocated(ids, 49));
+	assert_false(vmres_id_is_allocated(ids, 51));
+	assert_int_equal(vmres_id_free(ids, 30), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_free(ids, 70), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_alloc_at(ids, 50), VMRES_E_IN_USE);
+	/* At the tail's first and last IDs. */
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);
+	assert_int_equal(vmres_id_alloc_at(ids, 99), VMRES_OK);
+	assert_int_equal(vmres_id_alloc_at(ids, 49), VMRES_OK);
+	assert_int_equal(vmres_id_alloc_at(ids, 51), VMRES_OK);
+	/* After the range. */
+	assert_int_equal(vmres_id_alloc_at(ids, 100), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_id_free(ids, 50), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_ALREADY_FREED);
+	check_ok(ids);
+	/* alloc now walks: freed 2, then 6..48, freed 50, then 52..98. */
+	assert_int_equal(alloc_ok(ids), 2);
+	for (uint32_t i = 6; i <= 48; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	assert_int_equal(alloc_ok(ids), 50);
+	for (uint32_t i = 52; i <= 98; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
+/* alloc_at splitting repeatedly: every second ID, then alloc fills the holes. */
+static void test_id_alloc_at_splits_many(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(0, 199);
+	struct vmres__id_stats st;
+	uint32_t id;
+
+	for (uint32_t i = 1; i < 200; i += 2)
+		assert_int_equal(vmres_id_alloc_at(ids, i), VMRES_OK);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 100);
+	assert_int_equal(st.never_ids, 100);
+	for (uint32_t i = 0; i < 200; i += 2)
+		assert_int_equal(alloc_ok(ids), i);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	for (uint32_t i = 0; i < 200; i++)
+		assert_true(vmres_id_is_allocated(ids, i));
+	vmres_id_allocator_destroy(ids);
+}
+
+/*
+ * 100,000 free IDs: free, alloc_at and is_allocated anywhere in them visit a
+ * logarithmic number of nodes, not a walk along the list (which would be
+ * about 50,000 steps on average).
+ */
+static void test_id_searches_stay_logarithmic(void **state)
+{
+	(void)state;
+	const uint32_t n = 200000;
+	struct vmres_id_allocator *ids = make(0, n - 1);
+	struct vmres__id_stats st;
+	uint64_t rng = 12345, before, steps;
+	uint32_t id;
+
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t i = 0; i < n; i += 2)
+		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.free_ids, n / 2);
+	before = vmres__id_steps();
+	for (int k = 0; k < 1000; k++) {
+		id = (uint32_t)vmres_test_rand_below(&rng, n);
+		if (id % 2) {
+			assert_int_equal(vmres_id_free(ids, id), VMRES_OK);
+			assert_int_equal(vmres_id_alloc_at(ids, id), VMRES_OK);
+		} else {
+			assert_false(vmres_id_is_allocated(ids, id));
+			assert_int_equal(vmres_id_alloc_at(ids, id), VMRES_OK);
+			assert_int_equal(vmres_id_free(ids, id), VMRES_OK);
+		}
+	}
+	steps = (vmres__id_steps() - before) / 2000;
+	printf("average search: %llu steps over %u free IDs\n", (unsigned long long)steps, n / 2);
+	assert_true(steps < 200);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.free_ids, n / 2);
+	vmres_id_allocator_destroy(ids);
+}
+
+/* ---- differential test against a bitmap model ---------------------------- */
+
+struct model {
+	uint32_t first;
+	uint32_t size;
+	bool *held;
+	bool *ever;
+	/* filled from vmres__id_foreach_free() */
+	bool *seen_free;
+	bool *seen_never;
+	bool sorted;
+	int64_t last_hi;
+};
+
+static int model_alloc(const struct model *m, uint32_t *id)
+{
+	for (uint32_t i = 0; i < m->size; i++) {
+		if (!m->held[i]) {
+			*id = m->first + i;
+			return VMRES_OK;
+		}
+	}
+	return VMRES_E_EXHAUSTED;
+}
+
+static bool model_in(const struct model *m, uint32_t id)
+{
+	return id >= m->first && (uint64_t)id - m->first < m->size;
+}
+
+static int model_free(const struct model *m, uint32_t id)
+{
+	if (!model_in(m, id))
+		return VMRES_E_OUT_OF_RANGE;
+	if (m->held[id - m->first])
+		return VMRES_OK;
+	return m->ever[id - m->first] ? VMRES_E_ALREADY_FREED : VMRES_E_NEVER_ALLOCATED;
+}
+
+static void visit_interval(void *ctx, uint32_t lo, uint32_t hi, bool never)
+{
+	struct model *m = ctx;
+
+	if ((int64_t)lo <= m->last_hi || !model_in(m, lo) || !model_in(m, hi))
+		m->sorted = false;
+	m->last_hi = hi;
+	for (uint64_t i = lo; i <= hi && model_in(m, (uint32_t)i); i++) {
+		m->seen_free[i - m->first] = true;
+		m->seen_never[i - m->first] = never;
+	}
+}
+
+/* The allocator's free intervals are exactly the model's free IDs and kinds. */
+static void model_compare(struct model *m, struct vmres_id_allocator *ids)
+{
+	struct vmres__id_stats st;
+	uint64_t free_count = 0;
+
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	memset(m->seen_free, 0, m->size);
+	memset(m->seen_never, 0, m->size);
+	m->sorted = true;
+	m->last_hi = -1;
+	vmres__id_foreach_free(ids, visit_interval, m);
+	assert_true(m->sorted);
+	for (uint32_t i = 0; i < m->size; i++) {
+		assert_int_equal(m->seen_free[i], !m->held[i]);
+		if (!m->held[i]) {
+			assert_int_equal(m->seen_never[i], !m->ever[i]);
+			free_count++;
+		}
+	}
+	assert_int_equal(st.free_ids, free_count);
+}
+
+/*
+ * Whether alloc_at(@id) makes a node: @id is never-handed-out and not the
+ * first ID of its run (a split, or a take at the run's hi).
+ */
+static bool model_needs_node(const struct model *m, uint32_t id)
+{
+	uint32_t i = id - m->first;
+
+	return !m->ever[i] && i > 0 && !m->ever[i - 1];
+}
+
+static uint32_t random_id(const struct model *m, uint64_t *rng)
+{
+	/* Mostly inside, sometimes just outside the range. */
+	uint64_t r = vmres_test_rand_below(rng, (uint64_t)m->size + 4);
+	uint64_t id = (uint64_t)m->first + r - 2;
+
+	if ((int64_t)id < 0 || id > UINT32_MAX)
+		return m->first;
+	return (uint32_t)id;
+}
+
+/* One random operation on both; every return value compared. */
+static void model_step(struct model *m, struct vmres_id_allocator *ids, uint64_t *rng)
+{
+	uint32_t op = (uint32_t)vmres_test_rand_below(rng, 10);
+	uint32_t id = random_id(m, rng);
+	uint32_t got = 0, want = 0;
+	int rc;
+
+	if (op < 4) {
+		int want_rc = model_alloc(m, &want);
+
+		rc = vmres_id_alloc(ids, &got);
+		assert_int_equal(rc, want_rc);
+		if (rc == VMRES_OK) {
+			assert_int_equal(got, want);
+			m->held[got - m->first] = m->ever[got - m->first] = true;
+		}
+	} else if (op < 6) {
+		int want_rc = !model_in(m, id)	       ? VMRES_E_OUT_OF_RANGE
+			      : m->held[id - m->first] ? VMRES_E_IN_USE
+						       : VMRES_OK;
+
+		assert_int_equal(vmres_id_alloc_at(ids, id), want_rc);
+		if (want_rc == VMRES_OK)
+			m->held[id - m->first] = m->ever[id - m->first] = true;
+	} else if (op < 9) {
+		int want_rc = model_free(m, id);
+
+		assert_int_equal(vmres_id_free(ids, id), want_rc);
+		if (want_rc == VMRES_OK)
+			m->held[id - m->first] = false;
+	} else {
+		assert_int_equal(vmres_id_is_allocated(ids, id),
+				 model_in(m, id) && m->held[id - m->first]);
+	}
+}
+
+static void model_init(struct model *m, uint32_t first, uint32_t size)
+{
+	m->first = first;
+	m->size = size;
+	m->held = calloc(size, 1);
+	m->ever = calloc(size, 1);
+	m->seen_free = calloc(size, 1);
+	m->seen_never = calloc(size, 1);
+	assert_non_null(m->held);
+	assert_non_null(m->ever);
+	assert_non_null(m->seen_free);
+	assert_non_null(m->seen_never);
+}
+
+static void model_fini(struct model *m)
+{
+	free(m->held);
+	free(m->ever);
+	free(m->seen_free);
+	free(m->seen_never);
+}
+
+static void test_id_differential_against_bitmap(void **state)
+{
+	(void)state;
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_differential_against_bitmap");
+	/* Ranges at 0, in the middle and touching UINT32_MAX, small and larger. */
+	static const struct {
+		uint32_t first;
+		uint32_t size;
+	} shapes[] = { { 0, 40 }, { 1000, 300 }, { UINT32_MAX - 63, 64 }, { 7, 1 }, { 0, 2000 } };
+
+	for (uint32_t round = 0; round < 5; round++) {
+		uint64_t rng = seed + round;
+		struct model m;
+		struct vmres_id_allocator *ids;
+		uint32_t first = shapes[round].first, size = shapes[round].size;
+
+		model_init(&m, first, size);
+		ids = make(first, first + (size - 1));
+		for (uint32_t step = 0; step < 6000; step++) {
+			model_step(&m, ids, &rng);
+			if (step % 97 == 0)
+				model_compare(&m, ids);
+		}
+		model_compare(&m, ids);
+		vmres_id_allocator_destroy(ids);
+		model_fini(&m);
+	}
+}
+
+/* ---- allocation failures and leaks ---------------------------------------- */
+
+struct snapshot {
+	uint32_t n;
+	uint32_t lo[512];
+	uint32_t hi[512];
+	bool never[512];
+};
+
+static void snap_visit(void *ctx, uint32_t lo, uint32_t hi, bool never)
+{
+	struct snapshot *s = ctx;
+
+	assert_true(s->n < 512);
+	s->lo[s->n] = lo;
+	s->hi[s->n] = hi;
+	s->never[s->n] = never;
+	s->n++;
+}
+
+static void snap_take(struct vmres_id_allocator *ids, struct snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	vmres__id_foreach_free(ids, snap_visit, s);
+}
+
+/*
+ * Runs @op with every allocation failing: it must return NOMEM and leave the
+ * state and the memory counters exactly as they were; then it must succeed.
+ */
+static void fails_cleanly(struct vmres_id_allocator *ids, struct vmres_test_mem *mem,
+			  int (*op)(struct vmres_id_allocator *ids, uint32_t id), uint32_t id,
+			  int64_t node_delta)
+{
+	struct snapshot before, after;
+	int64_t blocks = vmres_test_mem_live_blocks(mem);
+	int64_t failures = vmres_test_mem_failures(mem);
+
+	snap_take(ids, &before);
+	vmres_test_mem_fail_after(mem, 0);
+	assert_int_equal(op(ids, id), VMRES_E_NOMEM);
+	vmres_test_mem_fail_after(mem, -1);
+	assert_int_equal(vmres_test_mem_failures(mem), failures + 1);
+	assert_int_equal(vmres_test_mem_live_blocks(mem), blocks);
+	snap_take(ids, &after);
+	assert_memory_equal(&before, &after, sizeof(before));
+	check_ok(ids);
+	assert_int_equal(op(ids, id), VMRES_OK);
+	vmres_rcu_barrier(); /* a node the op retired is gone now */
+	assert_int_equal(vmres_test_mem_live_blocks(mem), blocks + node_delta);
+}
+
+static void test_id_nomem_leaves_state_unchanged(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	uint32_t id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	/* create: the allocator, then its first node. */
+	for (int64_t k = 0; k < 2; k++) {
+		vmres_test_mem_fail_after(&mem, k);
+		assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_E_NOMEM);
+		assert_null(ids);
+		assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	}
+	vmres_test_mem_fail_after(&mem, -1);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 2);
+
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	/* free: its node, in front of the tail and between freed IDs. */
+	fails_cleanly(ids, &mem, vmres_id_free, 5, 1);
+	fails_cleanly(ids, &mem, vmres_id_free, 2, 1);
+	fails_cleanly(ids, &mem, vmres_id_free, 9, 1);
+	fails_cleanly(ids, &mem, vmres_id_free, 0, 1);
+	/* alloc_at: the split node, inside the tail... */
+	fails_cleanly(ids, &mem, vmres_id_alloc_at, 50, 1);
+	fails_cleanly(ids, &mem, vmres_id_alloc_at, 30, 1);
+	/* ...and the node taking [lo, hi - 1] at a never-handed-out hi (X dies). */
+	fails_cleanly(ids, &mem, vmres_id_alloc_at, 99, 0);
+
+	/* What needs no memory still works while every allocation fails. */
+	vmres_test_mem_fail_after(&mem, 0);
+	assert_int_equal(alloc_ok(ids), 0);			/* a freed ID */
+	assert_int_equal(vmres_id_alloc_at(ids, 10), VMRES_OK); /* tail lo */
+	assert_int_equal(vmres_id_alloc_at(ids, 51), VMRES_OK); /* a piece's lo */
+	assert_int_equal(vmres_id_alloc_at(ids, 2), VMRES_OK);	/* a freed ID */
+	assert_int_equal(vmres_id_free(ids, 40), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_alloc_at(ids, 7), VMRES_E_IN_USE);
+	while (vmres_id_alloc(ids, &id) == VMRES_OK)
+		;
+	assert_int_equal(vmres_test_mem_failures(&mem), 9); /* create 2 + 7 above, none here */
+	vmres_test_mem_fail_after(&mem, -1);
+	check_ok(ids);
+
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
+}
+
+/* Random operations with random allocation failures: same as the model, no leak. */
+static void test_id_random_nomem_and_no_leak(void **state)
+{
+	(void)state;
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_random_nomem_and_no_leak");
+	uint64_t rng = seed;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct model m;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	model_init(&m, 100, 400);
+	assert_int_equal(vmres_id_allocator_create_ex(100, 499, &ops, &ids), VMRES_OK);
+	for (uint32_t step = 0; step < 8000; step++) {
+		uint32_t id = random_id(&m, &rng);
+		bool fail = vmres_test_rand_below(&rng, 4) == 0;
+		int want = model_free(&m, id);
+		int rc;
+
+		if (vmres_test_rand_below(&rng, 2)) {
+			model_step(&m, ids, &rng);
+			continue;
+		}
+		/* A free or alloc_at that may have to fail for lack of memory. */
+		vmres_test_mem_fail_after(&mem, fail ? 0 : -1);
+		if (vmres_test_rand_below(&rng, 2)) {
+			/* Every successful free makes one node. */
+			rc = vmres_id_free(ids, id);
+			if (fail && want == VMRES_OK) {
+				assert_int_equal(rc, VMRES_E_NOMEM);
+			} else {
+				assert_int_equal(rc, want);
+				if (want == VMRES_OK)
+					m.held[id - m.first] = false;
+			}
+		} else {
+			want = !model_in(&m, id)      ? VMRES_E_OUT_OF_RANGE
+			       : m.held[id - m.first] ? VMRES_E_IN_USE
+						      : VMRES_OK;
+			rc = vmres_id_alloc_at(ids, id);
+			/* Only a take inside a never-handed-out run, past its lo, makes a node. */
+			if (fail && want == VMRES_OK && model_needs_node(&m, id)) {
+				assert_int_equal(rc, VMRES_E_NOMEM);
+			} else {
+				assert_int_equal(rc, want);
+				if (want == VMRES_OK)
+					m.held[id - m.first] = m.ever[id - m.first] = true;
+			}
+		}
+		vmres_test_mem_fail_after(&mem, -1);
+		if (step % 61 == 0)
+			model_compare(&m, ids);
+	}
+	model_compare(&m, ids);
+	assert_true(vmres_test_mem_failures(&mem) > 0);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	model_fini(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_id_create_rejects_bad_arguments),
+		cmocka_unit_test(test_id_null_allocator_and_out_pointer),
+		cmocka_unit_test(test_id_smallest_first),
+		cmocka_unit_test(test_id_out_of_range),
+		cmocka_unit_test(test_id_free_error_codes),
+		cmocka_unit_test(test_id_exhausted_without_wrapping),
+		cmocka_unit_test(test_id_full_range_boundaries),
+		cmocka_unit_test(test_id_one_id_ranges),
+		cmocka_unit_test(test_id_alloc_at_around_the_tail),
+		cmocka_unit_test(test_id_alloc_at_splits_many),
+		cmocka_unit_test(test_id_searches_stay_logarithmic),
+		cmocka_unit_test(test_id_differential_against_bitmap),
+		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),
+		cmocka_unit_test(test_id_random_nomem_and_no_leak),
+	};
+
+	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
+}
