@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #define HOTPLUG_THREADS 6
 #define LOOKUP_THREADS 2
@@ -40,7 +41,17 @@ static uint64_t msi_owner[MSI_COUNT];
 
 /* Results, summed by the threads (checked by the main thread). */
 static uint64_t batches_ok, batches_lost, bad_errors, double_owned, free_errors;
-static uint64_t lookups_checked, wrong_lookups;
+static uint64_t lookups_checked, wrong_lookups, batches_nomem, frees_nomem;
+
+/*
+ * The flaky memory hook of the second test: every FLAKY_PERIOD-th allocation
+ * fails, whichever thread makes it (rollbacks included).
+ */
+#define FLAKY_PERIOD 61
+static bool flaky;
+static bool flaky_on;
+static uint64_t flaky_calls;
+static struct vmres_mem_ops flaky_base;
 
 static void count(uint64_t *c)
 {
@@ -103,9 +114,11 @@ static bool plug(struct held *h, uint64_t token)
 	int err = vmres_system_allocate_ex(sys, reqs, BATCH, h->res, &failed);
 
 	if (err) {
-		/* Only the IRQs are scarce: any other failure is a bug. */
+		/* Only the IRQs are scarce (and memory, when flaky): else a bug. */
 		if (err == VMRES_E_EXHAUSTED && failed == 3)
 			count(&batches_lost);
+		else if (err == VMRES_E_NOMEM && flaky && failed < BATCH)
+			count(&batches_nomem);
 		else
 			count(&bad_errors);
 		return false;
@@ -118,9 +131,34 @@ static bool plug(struct held *h, uint64_t token)
 
 static void unplug(struct held *h)
 {
+	size_t done = 0, failed;
+	int err;
+
 	set_ownership(h, false);
-	if (vmres_system_free(sys, h->res, BATCH))
+	/* A free that runs out of memory stops at its index: resume there. */
+	while ((err = vmres_system_free_ex(sys, h->res + done, BATCH - done, &failed)) ==
+		       VMRES_E_NOMEM &&
+	       flaky) {
+		count(&frees_nomem);
+		done += failed;
+	}
+	if (err)
 		count(&free_errors);
+}
+
+static void *flaky_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	if (__atomic_load_n(&flaky_on, __ATOMIC_RELAXED) &&
+	    __atomic_add_fetch(&flaky_calls, 1, __ATOMIC_RELAXED) % FLAKY_PERIOD == 0)
+		return NULL;
+	return flaky_base.alloc(flaky_base.ctx, size);
+}
+
+static void flaky_free(void *ctx, void *p, size_t size)
+{
+	(void)ctx;
+	flaky_base.free(flaky_base.ctx, p, size);
 }
 
 static void *hotplug_thread(void *arg)
@@ -209,25 +247,31 @@ static void assert_nothing_left(void)
 				 VMRES_E_NOT_FOUND);
 }
 
-static void test_system_stress_batches_race_for_last_irqs(void **state)
+static void reset_results(void)
 {
-	(void)state;
-	struct vmres_test_mem mem;
-	struct vmres_mem_ops ops;
-	struct vmres_layout l = { 0 };
-	struct vmres_system_counters c;
-	pthread_t hp[HOTPLUG_THREADS], lk[LOOKUP_THREADS];
-	double seconds = vmres_test_stress_seconds(2.0);
+	memset(pio_owner, 0, sizeof(pio_owner));
+	memset(irq_owner, 0, sizeof(irq_owner));
+	memset(dev_owner, 0, sizeof(dev_owner));
+	memset(msi_owner, 0, sizeof(msi_owner));
+	batches_ok = batches_lost = bad_errors = double_owned = free_errors = 0;
+	lookups_checked = wrong_lookups = batches_nomem = frees_nomem = 0;
+}
 
-	base_seed = vmres_test_seed("VMRES_TEST_SEED", "stress_system");
-	vmres_test_mem_init(&mem);
-	ops = vmres_test_mem_ops(&mem);
+/* Runs the threads on a fresh system; checks everything but the memory verdict. */
+static void run_race(const struct vmres_mem_ops *ops, double seconds,
+		     struct vmres_system_counters *c)
+{
+	struct vmres_layout l = { 0 };
+	pthread_t hp[HOTPLUG_THREADS], lk[LOOKUP_THREADS];
+
+	reset_results();
 	vmres_layout_x86_64_default(&l);
 	l.present[VMRES_MMIO64] = l.present[VMRES_MEM_SLOT] = false;
 	l.span[VMRES_LEGACY_IRQ] = (struct vmres_range){ IRQ_FIRST, IRQ_FIRST + IRQ_COUNT - 1 };
 	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ 0, DEV_COUNT - 1 };
 	l.span[VMRES_MSI_GSI] = (struct vmres_range){ MSI_FIRST, MSI_FIRST + MSI_COUNT - 1 };
-	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_OK);
+	assert_int_equal(vmres_system_create_ex(&l, ops, &sys), VMRES_OK);
+	__atomic_store_n(&flaky_on, flaky, __ATOMIC_RELAXED);
 
 	deadline = vmres_test_now() + seconds;
 	for (uintptr_t i = 0; i < HOTPLUG_THREADS; i++)
@@ -238,12 +282,16 @@ static void test_system_stress_batches_race_for_last_irqs(void **state)
 		pthread_join(hp[i], NULL);
 	for (int i = 0; i < LOOKUP_THREADS; i++)
 		pthread_join(lk[i], NULL);
+	__atomic_store_n(&flaky_on, false, __ATOMIC_RELAXED);
 
-	assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+	assert_int_equal(vmres_system_counters(sys, c), VMRES_OK);
 	print_message("%.1f s: %llu batches taken, %llu lost the race and rolled back, "
-		      "%llu lookups checked\n",
+		      "%llu ran out of memory and rolled back, %llu frees resumed after NOMEM, "
+		      "%llu lookups checked; reserve used %llu times\n",
 		      seconds, (unsigned long long)batches_ok, (unsigned long long)batches_lost,
-		      (unsigned long long)lookups_checked);
+		      (unsigned long long)batches_nomem, (unsigned long long)frees_nomem,
+		      (unsigned long long)lookups_checked,
+		      (unsigned long long)c->reserve_fallbacks);
 	assert_int_equal(bad_errors, 0);
 	assert_int_equal(double_owned, 0);
 	assert_int_equal(free_errors, 0);
@@ -251,10 +299,48 @@ static void test_system_stress_batches_race_for_last_irqs(void **state)
 	assert_true(batches_ok > 0);
 	assert_true(batches_lost > 0); /* the IRQs really ran out */
 	assert_true(lookups_checked > 0);
-	assert_int_equal(c.rollbacks, batches_lost);
-	assert_int_equal(c.rollback_leaks, 0);
+	assert_int_equal(c->rollbacks, batches_lost + batches_nomem);
+	assert_int_equal(c->rollback_leaks, 0);
 	assert_nothing_left();
+}
 
+static void test_system_stress_batches_race_for_last_irqs(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_system_counters c;
+
+	base_seed = vmres_test_seed("VMRES_TEST_SEED", "stress_system");
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	flaky = false;
+	run_race(&ops, vmres_test_stress_seconds(2.0), &c);
+	assert_int_equal(batches_nomem, 0);
+	vmres_system_destroy(sys);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
+}
+
+/*
+ * The same race with a memory hook that fails one allocation in 61, for
+ * every thread that allocates (rollbacks included): batches
+ * fail with VMRES_E_NOMEM at any index and roll back through the reserve
+ * while other threads pop and push it.
+ */
+static void test_system_stress_flaky_memory_rolls_back(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops = { flaky_alloc, flaky_free, NULL };
+	struct vmres_system_counters c;
+
+	base_seed = vmres_test_seed("VMRES_TEST_SEED", "stress_system_flaky");
+	vmres_test_mem_init(&mem);
+	flaky_base = vmres_test_mem_ops(&mem);
+	flaky = true;
+	run_race(&ops, vmres_test_stress_seconds(2.0) * 0.75, &c);
+	assert_true(batches_nomem > 0);
 	vmres_system_destroy(sys);
 	vmres_rcu_barrier();
 	assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
@@ -264,6 +350,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_system_stress_batches_race_for_last_irqs),
+		cmocka_unit_test(test_system_stress_flaky_memory_rolls_back),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
