@@ -6,6 +6,8 @@
 #ifdef VMRES__TSAN
 /* Only its address matters: the TSAN stand-in for "a grace period passed". */
 char vmres__rcu_gp_token;
+/* Likewise for "rcu_barrier() waited for every queued callback". */
+char vmres__rcu_barrier_token;
 #endif
 
 int vmres_thread_register(void)

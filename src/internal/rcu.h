@@ -45,10 +45,10 @@ extern char vmres__rcu_gp_token;
 /*
  * Released at the end of every call_rcu callback that calls
  * vmres__rcu_callback_exit(), acquired when vmres__rcu_barrier() returns:
- * TSAN's stand-in for "rcu_barrier() waited for the callbacks". A weak
- * definition, so this header alone provides it.
+ * TSAN's stand-in for "rcu_barrier() waited for the callbacks" (defined in
+ * src/thread.c).
  */
-__attribute__((weak)) char vmres__rcu_barrier_token;
+extern char vmres__rcu_barrier_token;
 #endif
 
 static inline void vmres__rcu_read_lock(void)
