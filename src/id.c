@@ -254,6 +254,7 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 	ids->last = last;
 	for (int l = 0; l < ID_INDEX_LEVELS; l++)
 		ids->head_up[l] = 0;
+	ids->index_top = 0;
 	/* The never-handed-out [first, last]; not indexed (nothing lies past it). */
 	tail = vmres__id_node_alloc(ids, last, false);
 	if (!tail) {
