@@ -48,8 +48,10 @@
  *  2. Sorted: along the chain from the head, intervals (for a DEL'd node its
  *     last interval [x, x]) are non-empty, inside [first, last] and strictly
  *     increasing, so they are disjoint.
- *  3. Shrink only: a node's interval only loses IDs (lo rises, hi falls, or
- *     DEL); DEL is never undone; a node's kind (NEVER flag) never changes.
+ *  3. A node's hi never changes (it is the node's index key); its lo rises
+ *     when an ID is taken and falls only when free(lo - 1) extends a freed
+ *     interval downwards; DEL is never undone; a node's kind (NEVER flag)
+ *     never changes. So what lies below a node's hi stays below it.
  *  4. Abstraction: an ID is free iff it lies in the interval of a link
  *     reachable from the head that has no DEL; it is in a NEVER interval iff
  *     it was never handed out since creation.
@@ -226,6 +228,16 @@ static bool id_pos_holds(const struct id_pos *pos, uint32_t id)
 	return id_link_node(pos->seen.w0) && id_bounds_lo(pos->seen.w1) <= id;
 }
 
+/*
+ * Whether free(@id) can lower the lo of the interval behind @pos instead of
+ * inserting a node: that interval is a freed one starting right after @id.
+ */
+static bool id_merges_down(const struct id_pos *pos, uint32_t id)
+{
+	return id_link_node(pos->seen.w0) && !(pos->seen.w0 & ID_LINK_NEVER) &&
+	       id_bounds_lo(pos->seen.w1) == (uint64_t)id + 1;
+}
+
 int vmres_id_allocator_create(uint32_t first, uint32_t last, struct vmres_id_allocator **out)
 {
 	return vmres_id_allocator_create_ex(first, last, NULL, out);
@@ -374,6 +386,17 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 			rc = (pos.seen.w0 & ID_LINK_NEVER) ? VMRES_E_NEVER_ALLOCATED
 							   : VMRES_E_ALREADY_FREED;
 			break;
+		}
+		if (id_merges_down(&pos, id)) {
+			/* Full barrier; keeps invariant 3 (lo falls, hi stays). */
+			want = (struct vmres__pair){
+				pos.seen.w0, id_bounds_make(id, id_bounds_hi(pos.seen.w1))
+			};
+			if (vmres__pair_cas(pos.pred, pos.seen, want)) { /* linearization point */
+				rc = VMRES_OK;
+				break;
+			}
+			continue;
 		}
 		if (!spare) {
 			spare = vmres__id_node_alloc(ids, id, true);
