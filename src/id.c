@@ -104,6 +104,22 @@ struct id_pos {
 	struct vmres__pair seen;
 };
 
+/*
+ * After a lost CAS race on a hot link: pause a little, doubling up to a cap,
+ * so that contending threads stop invalidating the line for each other. Not a
+ * wait for anyone: the retry does not depend on another thread's progress.
+ */
+static void id_backoff(unsigned int *spins)
+{
+	for (unsigned int i = 0; i < *spins; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	}
+	if (*spins < 64)
+		*spins = *spins ? *spins * 2 : 1;
+}
+
 /* Sets FROZEN on @link (invariant 5) and returns its final value. */
 static struct vmres__pair link_freeze(struct vmres__pair *link)
 {
@@ -303,6 +319,7 @@ void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 
 int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 {
+	unsigned int spins = 0;
 	int rc;
 
 	if (!ids || !id_out)
@@ -326,6 +343,7 @@ int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 			rc = VMRES_OK;
 			break;
 		}
+		id_backoff(&spins);
 	}
 	vmres__rcu_read_unlock();
 	return rc;
@@ -370,6 +388,7 @@ int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id)
 int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 {
 	struct id_node *spare = NULL;
+	unsigned int spins = 0;
 	struct id_pos pos;
 	int rc;
 
@@ -396,6 +415,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 				rc = VMRES_OK;
 				break;
 			}
+			id_backoff(&spins);
 			continue;
 		}
 		if (!spare) {
@@ -415,6 +435,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 			rc = VMRES_OK;
 			break;
 		}
+		id_backoff(&spins);
 	}
 	vmres__rcu_read_unlock();
 	if (spare)
