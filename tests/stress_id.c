@@ -224,9 +224,9 @@ static void test_id_stress_ranges_from_zero(void **state)
 {
 	(void)state;
 	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_from_zero");
-	static const uint32_t sizes[] = { 8, 48, 300, 2048 };
+	static const uint32_t sizes[] = { 8, 48, 300, 2048, 16384 };
 
-	run_stress(0, sizes, 4, vmres_test_stress_seconds(2.5) / 2, seed);
+	run_stress(0, sizes, 5, vmres_test_stress_seconds(2.5) / 2, seed);
 }
 
 /* Ranges ending at UINT32_MAX: the same at the top boundary. */
