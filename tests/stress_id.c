@@ -226,7 +226,7 @@ static void test_id_stress_ranges_from_zero(void **state)
 	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_from_zero");
 	static const uint32_t sizes[] = { 8, 48, 300, 2048, 16384 };
 
-	run_stress(0, sizes, 5, vmres_test_stress_seconds(2.5) / 2, seed);
+	run_stress(0, sizes, 5, vmres_test_stress_seconds(2.5) / 3, seed);
 }
 
 /* Ranges ending at UINT32_MAX: the same at the top boundary. */
@@ -236,7 +236,7 @@ static void test_id_stress_ranges_at_top(void **state)
 	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_at_top");
 	static const uint32_t sizes[] = { 2048, 5, 64, 700 };
 
-	run_stress(UINT32_MAX, sizes, 4, vmres_test_stress_seconds(2.5) / 2, seed);
+	run_stress(UINT32_MAX, sizes, 4, vmres_test_stress_seconds(2.5) / 3, seed);
 }
 
 /* ---- alloc sees every free that completed before it started --------------- */
@@ -362,7 +362,7 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 	(void)state;
 	uint64_t seed =
 		vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_alloc_sees_completed_frees");
-	double end = vmres_test_now() + vmres_test_stress_seconds(2.5) / 2;
+	double end = vmres_test_now() + vmres_test_stress_seconds(2.5) / 3;
 	uint64_t rounds = 0;
 
 	do {
