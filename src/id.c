@@ -2,84 +2,88 @@
 /*
  * Lock-free ID allocator: a sorted list of free intervals, smallest ID first.
  *
- * Algorithm. The free IDs of [first, last] are a sorted singly linked list of
- * intervals of two kinds: NEVER (never handed out since creation: the
- * initial [first, last], later the part of it not yet taken and the pieces
- * left by alloc_at) and FREED (a single ID that was handed out and given
- * back). A held ID is in no interval. alloc takes the lo of the first
- * interval; alloc_at(id) takes id out of the interval holding it; free(id)
- * inserts a one-ID FREED interval; is_allocated(id) looks for an interval
- * holding id. "The free list is empty, so take next_id" needs no second
- * structure: next_id is the lo of the last NEVER interval.
+ * Algorithm. The free IDs of [first, last] form a sorted singly linked list
+ * of disjoint intervals of two kinds: NEVER (never handed out since creation:
+ * at first [first, last]; later what of it is left, and the pieces alloc_at
+ * leaves) and FREED (handed out, then given back). A held ID lies in no
+ * interval. alloc takes the lo of the first interval; alloc_at(id) takes id
+ * out of the interval holding it; free(id) lowers the lo of a FREED interval
+ * starting at id + 1, or else inserts the one-ID FREED interval [id, id];
+ * is_allocated(id) looks for an interval holding id. "The free list is empty,
+ * so take next_id" needs no second structure: next_id is the lo of the last
+ * NEVER interval, and taking it is the same CAS as taking any first lo.
  *
  * The link carries the interval it points to. Each link is a 16-byte pair
  * (src/internal/id_list.h): w0 = next node | flags, w1 = [lo, hi] of THAT
- * next node. A node's interval therefore lives in its predecessor's link, and
- * every change is one double-width CAS (cmpxchg16b) on one link:
- *   take lo / take hi     w1: [lo, hi] -> [lo+1, hi] / [lo, hi-1]
- *   take the last ID      w0 |= DEL            (logical deletion)
- *   take id inside (split) (X, [lo, hi]) -> (A, [lo, id-1]), where the new,
- *                         still private node A already links (X, [id+1, hi])
- *   insert free(id)       (X, b) -> (N, [id, id]), N privately links (X, b)
- * Because the first interval is described by the head link itself, an alloc
- * and an insertion in front of the first interval are CASes on the same word:
- * alloc can never take lo while a smaller ID was freed in front of it. The
- * split is a single CAS, so no instant exists where the IDs of the split
- * interval are missing or present twice.
+ * next node X. X's interval lives in its predecessor's link, so every change
+ * is one double-width CAS (cmpxchg16b) on one link L(P):
+ *   take lo          (X, [lo, hi])   -> (X, [lo + 1, hi])
+ *   take the last    (X, [x, x])     -> (X | DEL, [x, x])   logical deletion
+ *   take id > lo     (X, [lo, hi])   -> (A, [lo, id - 1]) where the new node
+ *                    A, still private, links (X, [id + 1, hi]), or
+ *                    (X | DEL, [hi, hi]) when id == hi: a split is one CAS
+ *   free, merge      (X, [id + 1, hi]) -> (X, [id, hi])      X is FREED
+ *   free, insert     (X, b)          -> (N, [id, id]), N privately links (X, b)
+ * Since the first interval is described by the head link itself, alloc and an
+ * insertion in front of the first interval are CASes on the same word: alloc
+ * can never take lo while a smaller ID was freed in front of it. No instant
+ * exists where IDs of a split interval are missing or present twice. A node's
+ * hi never changes, so it keys the skip-list index (src/id_index.c) that
+ * gives searches a starting point in O(log F).
  *
- * Physical deletion follows Harris [1] with the marks moved as in Linden and
- * Jonsson [2]: the DEL mark sits on the link pointing to the dead node X.
- * To unlink X, a thread first freezes X's own link (FROZEN: no CAS ever
- * succeeds on it again), then CASes the predecessor link from (X|DEL, [x, x])
- * to a copy of X's frozen link without FROZEN. Any thread that meets a DEL
- * link does this (helping); a thread that meets a FROZEN link restarts from
- * the head, where it finds and helps the deletion that froze it.
+ * Physical deletion follows Harris [1] with the mark moved onto the link
+ * pointing to the dead node, as in Linden and Jonsson [2]. To unlink a DEL'd
+ * X, a thread freezes X's own link (FROZEN: no CAS succeeds on it again),
+ * then CASes L(P) from (X | DEL, [x, x]) to a copy of X's frozen link without
+ * FROZEN. Whoever meets a DEL link does this (helping); a search that meets a
+ * FROZEN link starts again, and on the way finds and helps the deletion.
  *
- * Memory. A node is retired with call_rcu() by the one thread whose unlink
- * CAS succeeded; every traversal runs inside an RCU read-side critical
- * section, so a node read by a traversal is neither freed nor reused under it
- * (no ABA on w0). The node created with the allocator is embedded in it and
- * never retired alone. destroy frees the list, then waits with rcu_barrier()
- * for retired nodes (their callback uses the allocator's memory hook).
+ * Memory. The winner of the unlink CAS gives the node to src/id_index.c,
+ * which takes it out of the index and retires it with call_rcu(). Every
+ * traversal is inside an RCU read-side critical section, so a node a
+ * traversal reads is neither freed nor reused under it (no ABA on w0).
+ * destroy frees the list, then waits for retired nodes (rcu_barrier(); their
+ * callback uses the allocator's memory hook).
  *
- * Invariants (named in the code and checked by vmres__id_check()):
- *  1. Links change only by a successful double-width CAS of both words;
- *     a link's w1 is the interval of the node its w0 points to (0 if none).
+ * Invariants (named in the code; vmres__id_check() tests 1-3, 5, 8-10):
+ *  1. Links change only by a successful double-width CAS of both words; a
+ *     link's w1 is the interval of the node its w0 points to (0 if none).
  *  2. Sorted: along the chain from the head, intervals (for a DEL'd node its
- *     last interval [x, x]) are non-empty, inside [first, last] and strictly
- *     increasing, so they are disjoint.
- *  3. Shrink only: a node's interval only loses IDs (lo rises, hi falls, or
- *     DEL); DEL is never undone; a node's kind (NEVER flag) never changes.
+ *     last interval [hi, hi]) are non-empty, inside [first, last] and
+ *     strictly increasing, so disjoint.
+ *  3. A node's hi never changes (it is its index key); its lo rises when an
+ *     ID is taken, and falls only when free(lo - 1) extends a FREED interval;
+ *     DEL is never undone; a node's kind (the NEVER flag) never changes.
  *  4. Abstraction: an ID is free iff it lies in the interval of a link
- *     reachable from the head that has no DEL; it is in a NEVER interval iff
- *     it was never handed out since creation.
+ *     reachable from the head that has no DEL; it lies in a NEVER interval
+ *     iff it was never handed out since creation.
  *  5. Freeze before unlink: a link is frozen only after the link pointing to
  *     its owner has DEL, and a node is unlinked only after its link is
- *     frozen. Hence a link read unfrozen belonged, at that instant, to a node
+ *     frozen. So a link read unfrozen belonged, at that instant, to a node
  *     reachable from the head. The head link is never frozen.
- *  6. A link with DEL changes only by being frozen (its owner is dying) or by
- *     the unlink of the DEL'd node; nothing is inserted in front of a DEL'd
- *     node.
+ *  6. A link with DEL changes only by the unlink of the DEL'd node or by
+ *     being frozen; nothing is inserted in front of a DEL'd node.
  *  7. Reclamation: only the winner of the unlink CAS retires a node, and only
- *     after it is unreachable from the head.
+ *     once it is unreachable from the head (invariant 10 for the index).
  *
  * Linearization points.
  *  - alloc: the CAS on the head link that takes lo. At that instant the head
  *    points to X without DEL, so by 2 and 4 X's lo is the smallest free ID.
  *    EXHAUSTED: the load of the head link that shows no node.
- *  - alloc_at: the CAS that takes id from the interval holding it.
- *  - free: the CAS inserting [id, id].
- *  - Every answer drawn from a search without a CAS (alloc_at IN_USE, free
+ *  - alloc_at, free (success): their one successful CAS.
+ *  - Answers drawn from a search without a CAS (alloc_at IN_USE, free
  *    NEVER_ALLOCATED / ALREADY_FREED, is_allocated): the load of the last
- *    link L(P) of the search. The search stepped into P because the link in
- *    front of P showed P's interval below id; by 3 it is still below id, by 2
- *    so is every interval before P, by 5 P is reachable at that load since
- *    L(P) was unfrozen, and L(P) itself shows whether the interval after P
- *    holds id. So at that instant id is free exactly when L(P) says so.
+ *    link L(P) of the search. The search reached P because P's hi was below
+ *    id (shown by the link in front of P, or P's index key): by 3 it still
+ *    is; by 2 so is every interval before P; by 5 P is reachable at that
+ *    load since L(P) was unfrozen; and L(P) itself shows whether the interval
+ *    after P holds id. So at that instant id is free exactly when L(P) says.
  *
  * Lock-freedom. A loop goes round again only after a CAS failed, or after it
- * met a DEL or FROZEN link; each of these means another operation's CAS
- * succeeded. No thread waits for another: whoever meets a deletion finishes it.
+ * met a DEL or FROZEN link; each means another operation's CAS succeeded. No
+ * thread waits for another: whoever meets a deletion finishes it. After a
+ * lost race on a hot link a thread backs off briefly (a bounded pause, not a
+ * wait for anyone).
  *
  * [1] T. Harris, "A pragmatic implementation of non-blocking linked-lists",
  *     DISC 2001.
@@ -101,6 +105,22 @@ struct id_pos {
 	struct vmres__pair *pred;
 	struct vmres__pair seen;
 };
+
+/*
+ * After a lost CAS race on a hot link: pause a little, doubling up to a cap,
+ * so that contending threads stop invalidating the line for each other. Not a
+ * wait for anyone: the retry does not depend on another thread's progress.
+ */
+static void id_backoff(unsigned int *spins)
+{
+	for (unsigned int i = 0; i < *spins; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	}
+	if (*spins < 64)
+		*spins = *spins ? *spins * 2 : 1;
+}
 
 /* Sets FROZEN on @link (invariant 5) and returns its final value. */
 static struct vmres__pair link_freeze(struct vmres__pair *link)
@@ -226,6 +246,16 @@ static bool id_pos_holds(const struct id_pos *pos, uint32_t id)
 	return id_link_node(pos->seen.w0) && id_bounds_lo(pos->seen.w1) <= id;
 }
 
+/*
+ * Whether free(@id) can lower the lo of the interval behind @pos instead of
+ * inserting a node: that interval is a freed one starting right after @id.
+ */
+static bool id_merges_down(const struct id_pos *pos, uint32_t id)
+{
+	return id_link_node(pos->seen.w0) && !(pos->seen.w0 & ID_LINK_NEVER) &&
+	       id_bounds_lo(pos->seen.w1) == (uint64_t)id + 1;
+}
+
 int vmres_id_allocator_create(uint32_t first, uint32_t last, struct vmres_id_allocator **out)
 {
 	return vmres_id_allocator_create_ex(first, last, NULL, out);
@@ -254,6 +284,7 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 	ids->last = last;
 	for (int l = 0; l < ID_INDEX_LEVELS; l++)
 		ids->head_up[l] = 0;
+	ids->index_top = 0;
 	/* The never-handed-out [first, last]; not indexed (nothing lies past it). */
 	tail = vmres__id_node_alloc(ids, last, false);
 	if (!tail) {
@@ -290,6 +321,7 @@ void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 
 int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 {
+	unsigned int spins = 0;
 	int rc;
 
 	if (!ids || !id_out)
@@ -313,6 +345,7 @@ int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 			rc = VMRES_OK;
 			break;
 		}
+		id_backoff(&spins);
 	}
 	vmres__rcu_read_unlock();
 	return rc;
@@ -357,6 +390,7 @@ int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id)
 int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 {
 	struct id_node *spare = NULL;
+	unsigned int spins = 0;
 	struct id_pos pos;
 	int rc;
 
@@ -373,6 +407,18 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 			rc = (pos.seen.w0 & ID_LINK_NEVER) ? VMRES_E_NEVER_ALLOCATED
 							   : VMRES_E_ALREADY_FREED;
 			break;
+		}
+		if (id_merges_down(&pos, id)) {
+			/* Full barrier; keeps invariant 3 (lo falls, hi stays). */
+			want = (struct vmres__pair){
+				pos.seen.w0, id_bounds_make(id, id_bounds_hi(pos.seen.w1))
+			};
+			if (vmres__pair_cas(pos.pred, pos.seen, want)) { /* linearization point */
+				rc = VMRES_OK;
+				break;
+			}
+			id_backoff(&spins);
+			continue;
 		}
 		if (!spare) {
 			spare = vmres__id_node_alloc(ids, id, true);
@@ -391,6 +437,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 			rc = VMRES_OK;
 			break;
 		}
+		id_backoff(&spins);
 	}
 	vmres__rcu_read_unlock();
 	if (spare)

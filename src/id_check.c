@@ -75,8 +75,6 @@ int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stat
 			return id_check_fail(2, "interval unsorted or outside the range", lo, hi);
 		if ((link.w0 & ID_LINK_DEL) && lo != hi)
 			return id_check_fail(3, "deleted interval of more than one ID", lo, hi);
-		if (!(link.w0 & ID_LINK_NEVER) && lo != hi)
-			return id_check_fail(3, "freed interval of more than one ID", lo, hi);
 		if (x->key != hi)
 			return id_check_fail(3, "interval hi differs from the node's key", lo, hi);
 		if (x->height > ID_INDEX_LEVELS)

@@ -56,7 +56,8 @@
 static char id_barrier_token;
 #endif
 
-_Thread_local uint64_t vmres__id_search_steps;
+/* initial-exec: a plain %fs-relative access, no __tls_get_addr call. */
+__attribute__((tls_model("initial-exec"))) _Thread_local uint64_t vmres__id_search_steps;
 
 static size_t node_size(uint32_t height)
 {
@@ -66,7 +67,7 @@ static size_t node_size(uint32_t height)
 /* Geometric height, p = 1/4, from a per-thread xorshift generator. */
 static uint32_t random_height(void)
 {
-	static _Thread_local uint64_t state;
+	static __attribute__((tls_model("initial-exec"))) _Thread_local uint64_t state;
 	uint64_t x = state;
 	uint32_t h = 0;
 
@@ -146,8 +147,20 @@ static void index_find(struct vmres_id_allocator *ids, uint32_t key, const struc
 retry:;
 	struct id_node *pred = NULL;
 
+	/* Levels above the hint are empty (relaxed: a stale hint only costs
+	 * steps; the final search runs after the raise, see index_raise_top). */
+	int top = (int)vmres__u64_load_relaxed(&ids->index_top);
+
 	for (int l = ID_INDEX_LEVELS - 1; l >= 0; l--) {
 		uintptr_t *slot = up_slot(ids, pred, l);
+
+		if (l >= top) {
+			if (preds)
+				preds[l] = NULL;
+			if (succs)
+				succs[l] = NULL;
+			continue;
+		}
 		/* Acquire: pairs with the CAS that linked the node, so its key,
 		 * height and up[] are visible. */
 		uintptr_t cur = vmres__uptr_load_acquire(slot);
@@ -181,6 +194,21 @@ retry:;
 	}
 }
 
+/*
+ * Raises the hint of levels in use to @height before @n is linked there.
+ * Full barrier: whoever later runs @n's final search (after the refs drop,
+ * itself a full barrier) sees the raised hint and walks every level of @n.
+ */
+static void index_raise_top(struct vmres_id_allocator *ids, uint32_t height)
+{
+	for (;;) {
+		uint64_t top = vmres__u64_load_relaxed(&ids->index_top);
+
+		if (top >= height || vmres__u64_cas(&ids->index_top, top, height))
+			return;
+	}
+}
+
 void vmres__id_index_insert(struct vmres_id_allocator *ids, struct id_node *n)
 {
 	struct id_node *preds[ID_INDEX_LEVELS];
@@ -188,21 +216,22 @@ void vmres__id_index_insert(struct vmres_id_allocator *ids, struct id_node *n)
 
 	if (!n->height)
 		return;
+	index_raise_top(ids, n->height);
+	index_find(ids, n->key, NULL, preds, succs);
 	for (uint32_t l = 0; l < n->height; l++) {
 		for (;;) {
 			uintptr_t old = vmres__uptr_load_acquire(&n->up[l]);
-			uintptr_t want;
+			uintptr_t want = (uintptr_t)succs[l];
 
 			if (old & ID_UP_MARK)
 				goto done; /* n is dying: stop building (invariant 9) */
-			index_find(ids, n->key, NULL, preds, succs);
-			want = (uintptr_t)succs[l];
 			/* Full barrier; fails only if the unlink winner marked it. */
 			if (!vmres__uptr_cas(&n->up[l], old, want))
 				goto done;
 			/* Full barrier (release): publishes n at level l + 1. */
 			if (vmres__uptr_cas(up_slot(ids, preds[l], l), want, (uintptr_t)n))
 				break;
+			index_find(ids, n->key, NULL, preds, succs); /* something moved */
 		}
 	}
 done:
@@ -229,12 +258,15 @@ static void index_mark(struct id_node *n)
 
 void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n)
 {
-	if (n->height)
-		index_mark(n);
+	if (!n->height) {
+		/* The list's reference was the only one: no index, no builder. */
+		vmres__call_rcu(&n->rcu, node_free_rcu);
+		return;
+	}
+	index_mark(n);
 	/* Full barrier: marks are visible before the drop. */
 	if (vmres__u64_faa(&n->refs, (uint64_t)-1) == 1) {
-		if (n->height)
-			index_find(ids, n->key, n, NULL, NULL); /* keeps invariant 10 */
+		index_find(ids, n->key, n, NULL, NULL); /* keeps invariant 10 */
 		vmres__call_rcu(&n->rcu, node_free_rcu);
 	}
 }
@@ -244,6 +276,10 @@ struct vmres__pair *vmres__id_index_start(struct vmres_id_allocator *ids, uint32
 {
 	struct id_node *preds[ID_INDEX_LEVELS];
 
+	/* Snapshot; pairs with the CAS that last wrote the head link. */
+	*seen = vmres__pair_load(&ids->head);
+	if (!(seen->w0 & ~ID_LINK_FLAGS) || id_bounds_hi(seen->w1) >= id)
+		return &ids->head; /* the first interval reaches @id: no index needed */
 	index_find(ids, id, NULL, preds, NULL);
 	for (int l = 0; l < ID_INDEX_LEVELS && preds[l]; l++) {
 		/* Snapshot; pairs with the CAS that last wrote the link. */

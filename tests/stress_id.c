@@ -224,9 +224,9 @@ static void test_id_stress_ranges_from_zero(void **state)
 {
 	(void)state;
 	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_from_zero");
-	static const uint32_t sizes[] = { 8, 48, 300, 2048 };
+	static const uint32_t sizes[] = { 8, 48, 300, 2048, 16384 };
 
-	run_stress(0, sizes, 4, vmres_test_stress_seconds(2.5) / 2, seed);
+	run_stress(0, sizes, 5, vmres_test_stress_seconds(2.5) / 3, seed);
 }
 
 /* Ranges ending at UINT32_MAX: the same at the top boundary. */
@@ -236,7 +236,174 @@ static void test_id_stress_ranges_at_top(void **state)
 	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_ranges_at_top");
 	static const uint32_t sizes[] = { 2048, 5, 64, 700 };
 
-	run_stress(UINT32_MAX, sizes, 4, vmres_test_stress_seconds(2.5) / 2, seed);
+	run_stress(UINT32_MAX, sizes, 4, vmres_test_stress_seconds(2.5) / 3, seed);
+}
+
+/* ---- alloc sees every free that completed before it started --------------- */
+
+/*
+ * One thread frees (in random order) IDs of a fully allocated range and
+ * publishes each one after its free returned; another only allocates. Every
+ * alloc that starts after it saw free(x) published must return an ID <= x
+ * while x is not yet taken: the allocator is the only other actor, so x is
+ * free then, and alloc returns the smallest free ID at its linearization
+ * point. So a free that completed is never lost to or overtaken by a later
+ * alloc, while inserts land all over the list (random order) and the front
+ * keeps changing. Two more threads look IDs up, for preemption.
+ */
+struct order_run {
+	struct vmres_id_allocator *ids;
+	uint32_t size;
+	uint32_t *freed;    /* freed[0 .. published) were freed, in that order */
+	uint64_t published; /* atomic */
+	int stop;	    /* atomic */
+	int errors;	    /* atomic */
+	uint64_t seed;
+};
+
+static void *order_freer(void *arg)
+{
+	struct order_run *r = arg;
+
+	vmres_thread_register();
+	for (uint32_t i = 0; i < r->size; i++) {
+		if (vmres_id_free(r->ids, r->freed[i]) != VMRES_OK)
+			__atomic_fetch_add(&r->errors, 1, __ATOMIC_RELAXED);
+		/* Release: pairs with the acquire in order_allocator(). */
+		__atomic_store_n(&r->published, (uint64_t)i + 1, __ATOMIC_RELEASE);
+	}
+	vmres_thread_unregister();
+	return NULL;
+}
+
+static void *order_reader(void *arg)
+{
+	struct order_run *r = arg;
+	uint64_t rng = r->seed ^ (uintptr_t)&rng;
+
+	vmres_thread_register();
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED))
+		(void)vmres_id_is_allocated(r->ids, (uint32_t)vmres_test_rand_below(&rng, r->size));
+	vmres_thread_unregister();
+	return NULL;
+}
+
+/* A small binary min-heap of IDs the allocator thread knows to be free. */
+struct id_heap {
+	uint32_t *v;
+	uint32_t n;
+};
+
+static void heap_push(struct id_heap *h, uint32_t x)
+{
+	uint32_t i = h->n++;
+
+	while (i && h->v[(i - 1) / 2] > x) {
+		h->v[i] = h->v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h->v[i] = x;
+}
+
+static void heap_pop(struct id_heap *h)
+{
+	uint32_t x = h->v[--h->n], i = 0;
+
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && h->v[c + 1] < h->v[c])
+			c++;
+		if (h->v[c] >= x)
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	h->v[i] = x;
+}
+
+static void order_allocator(struct order_run *r)
+{
+	bool *taken = calloc(r->size, sizeof(bool));
+	struct id_heap known = { calloc(r->size, sizeof(uint32_t)), 0 };
+	uint64_t seen = 0, got = 0;
+
+	assert_non_null(taken);
+	assert_non_null(known.v);
+	while (got < r->size) {
+		/* Acquire: pairs with the release after each free. */
+		uint64_t now = __atomic_load_n(&r->published, __ATOMIC_ACQUIRE);
+		uint32_t id;
+
+		for (; seen < now; seen++)
+			heap_push(&known, r->freed[seen]);
+		while (known.n && taken[known.v[0]])
+			heap_pop(&known);
+		if (vmres_id_alloc(r->ids, &id) != VMRES_OK)
+			continue; /* nothing freed yet */
+		if (id >= r->size || taken[id] || (known.n && id > known.v[0])) {
+			fprintf(stderr,
+				"stress_id: alloc gave %u while %u was freed before it began\n", id,
+				known.n ? known.v[0] : 0);
+			__atomic_fetch_add(&r->errors, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		taken[id] = true;
+		got++;
+	}
+	free(known.v);
+	free(taken);
+}
+
+static void test_id_stress_alloc_sees_completed_frees(void **state)
+{
+	(void)state;
+	uint64_t seed =
+		vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_alloc_sees_completed_frees");
+	double end = vmres_test_now() + vmres_test_stress_seconds(2.5) / 3;
+	uint64_t rounds = 0;
+
+	do {
+		struct order_run r = { .size = 4096, .seed = seed + rounds };
+		pthread_t freer, readers[2];
+		uint64_t rng = r.seed;
+		uint32_t id;
+
+		assert_int_equal(vmres_id_allocator_create(0, r.size - 1, &r.ids), VMRES_OK);
+		r.freed = calloc(r.size, sizeof(uint32_t));
+		assert_non_null(r.freed);
+		for (uint32_t i = 0; i < r.size; i++) {
+			assert_int_equal(vmres_id_alloc(r.ids, &id), VMRES_OK);
+			r.freed[i] = i;
+		}
+		for (uint32_t i = r.size - 1; i > 0; i--) { /* Fisher-Yates */
+			uint32_t j = (uint32_t)vmres_test_rand_below(&rng, i + 1), t = r.freed[i];
+
+			r.freed[i] = r.freed[j];
+			r.freed[j] = t;
+		}
+		for (int t = 0; t < 2; t++)
+			assert_int_equal(pthread_create(&readers[t], NULL, order_reader, &r), 0);
+		assert_int_equal(pthread_create(&freer, NULL, order_freer, &r), 0);
+		order_allocator(&r);
+		assert_int_equal(pthread_join(freer, NULL), 0);
+		__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
+		for (int t = 0; t < 2; t++)
+			assert_int_equal(pthread_join(readers[t], NULL), 0);
+		if (r.errors)
+			fprintf(stderr, "stress_id: round seed %llu failed\n",
+				(unsigned long long)r.seed);
+		assert_int_equal(r.errors, 0);
+		assert_int_equal(vmres_id_alloc(r.ids, &id), VMRES_E_EXHAUSTED);
+		assert_int_equal(vmres__id_check(r.ids, NULL), 0);
+		vmres_id_allocator_destroy(r.ids);
+		free(r.freed);
+		rounds++;
+	} while (vmres_test_now() < end);
+	printf("stress_id: alloc-after-free order, %llu rounds of 4096\n",
+	       (unsigned long long)rounds);
 }
 
 int main(void)
@@ -244,6 +411,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_id_stress_ranges_from_zero),
 		cmocka_unit_test(test_id_stress_ranges_at_top),
+		cmocka_unit_test(test_id_stress_alloc_sees_completed_frees),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

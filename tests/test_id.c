@@ -299,6 +299,34 @@ static void test_id_searches_stay_logarithmic(void **state)
 	vmres_id_allocator_destroy(ids);
 }
 
+/* A freed ID merges into a freed interval starting right after it: no node. */
+static void test_id_descending_frees_coalesce(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(0, 99);
+	struct vmres__id_stats st;
+
+	for (uint32_t i = 0; i < 20; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t i = 10; i-- > 0;)
+		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 2); /* freed [0, 9] and never [20, 99] */
+	assert_int_equal(st.nodes, 2);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	/* Ascending frees do not merge (a node's hi never changes). */
+	for (uint32_t i = 10; i < 20; i++)
+		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 12);
+	assert_int_equal(st.free_ids, 100);
+	/* Smallest first across all of them, then the tail. */
+	for (uint32_t i = 0; i < 25; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
 /* ---- differential test against a bitmap model ---------------------------- */
 
 struct model {
@@ -374,15 +402,42 @@ static void model_compare(struct model *m, struct vmres_id_allocator *ids)
 	assert_int_equal(st.free_ids, free_count);
 }
 
-/*
- * Whether alloc_at(@id) makes a node: @id is never-handed-out and not the
- * first ID of its run (a split, or a take at the run's hi).
- */
-static bool model_needs_node(const struct model *m, uint32_t id)
+/* Whether free(@id) makes a node: unless the ID after it is a freed one to merge with. */
+static bool model_free_needs_node(const struct model *m, uint32_t id)
 {
 	uint32_t i = id - m->first;
 
-	return !m->ever[i] && i > 0 && !m->ever[i - 1];
+	return !(i + 1 < m->size && !m->held[i + 1] && m->ever[i + 1]);
+}
+
+struct find_ctx {
+	uint32_t id;
+	bool found;
+	uint32_t lo;
+};
+
+static void find_visit(void *ctx, uint32_t lo, uint32_t hi, bool never)
+{
+	struct find_ctx *f = ctx;
+
+	(void)never;
+	if (lo <= f->id && f->id <= hi) {
+		f->found = true;
+		f->lo = lo;
+	}
+}
+
+/*
+ * Whether alloc_at(@id) makes a node: @id is free and not the lo of its
+ * interval (a split, or a take at hi). Interval ends are the allocator's
+ * business (freed IDs merge only downwards), so ask it.
+ */
+static bool alloc_at_needs_node(struct vmres_id_allocator *ids, uint32_t id)
+{
+	struct find_ctx f = { id, false, 0 };
+
+	vmres__id_foreach_free(ids, find_visit, &f);
+	return f.found && f.lo < id;
 }
 
 static uint32_t random_id(const struct model *m, uint64_t *rng)
@@ -572,13 +627,18 @@ static void test_id_nomem_leaves_state_unchanged(void **state)
 
 	/* What needs no memory still works while every allocation fails. */
 	vmres_test_mem_fail_after(&mem, 0);
-	assert_int_equal(alloc_ok(ids), 0);			/* a freed ID */
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK);	/* merges into freed 5: [4, 5] */
+	assert_int_equal(vmres_id_free(ids, 1), VMRES_OK);	/* merges into freed 2: [1, 2] */
+	assert_int_equal(alloc_ok(ids), 0);			/* a one-ID freed interval */
+	assert_int_equal(alloc_ok(ids), 1);			/* lo of freed [1, 2] */
+	assert_int_equal(vmres_id_alloc_at(ids, 4), VMRES_OK);	/* lo of freed [4, 5] */
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);	/* a one-ID freed interval */
 	assert_int_equal(vmres_id_alloc_at(ids, 10), VMRES_OK); /* tail lo */
 	assert_int_equal(vmres_id_alloc_at(ids, 51), VMRES_OK); /* a piece's lo */
-	assert_int_equal(vmres_id_alloc_at(ids, 2), VMRES_OK);	/* a freed ID */
 	assert_int_equal(vmres_id_free(ids, 40), VMRES_E_NEVER_ALLOCATED);
-	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_E_ALREADY_FREED);
 	assert_int_equal(vmres_id_alloc_at(ids, 7), VMRES_E_IN_USE);
+	assert_int_equal(alloc_ok(ids), 2);
 	while (vmres_id_alloc(ids, &id) == VMRES_OK)
 		;
 	assert_int_equal(vmres_test_mem_failures(&mem), 9); /* create 2 + 7 above, none here */
@@ -610,6 +670,7 @@ static void test_id_random_nomem_and_no_leak(void **state)
 		uint32_t id = random_id(&m, &rng);
 		bool fail = vmres_test_rand_below(&rng, 4) == 0;
 		int want = model_free(&m, id);
+		bool needs_node;
 		int rc;
 
 		if (vmres_test_rand_below(&rng, 2)) {
@@ -619,9 +680,9 @@ static void test_id_random_nomem_and_no_leak(void **state)
 		/* A free or alloc_at that may have to fail for lack of memory. */
 		vmres_test_mem_fail_after(&mem, fail ? 0 : -1);
 		if (vmres_test_rand_below(&rng, 2)) {
-			/* Every successful free makes one node. */
+			/* A free makes a node unless it merges with the freed ID after it. */
 			rc = vmres_id_free(ids, id);
-			if (fail && want == VMRES_OK) {
+			if (fail && want == VMRES_OK && model_free_needs_node(&m, id)) {
 				assert_int_equal(rc, VMRES_E_NOMEM);
 			} else {
 				assert_int_equal(rc, want);
@@ -632,9 +693,10 @@ static void test_id_random_nomem_and_no_leak(void **state)
 			want = !model_in(&m, id)      ? VMRES_E_OUT_OF_RANGE
 			       : m.held[id - m.first] ? VMRES_E_IN_USE
 						      : VMRES_OK;
+			needs_node = want == VMRES_OK && alloc_at_needs_node(ids, id);
 			rc = vmres_id_alloc_at(ids, id);
-			/* Only a take inside a never-handed-out run, past its lo, makes a node. */
-			if (fail && want == VMRES_OK && model_needs_node(&m, id)) {
+			/* Only a take past the lo of an interval makes a node. */
+			if (fail && needs_node) {
 				assert_int_equal(rc, VMRES_E_NOMEM);
 			} else {
 				assert_int_equal(rc, want);
@@ -667,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_id_one_id_ranges),
 		cmocka_unit_test(test_id_alloc_at_around_the_tail),
 		cmocka_unit_test(test_id_alloc_at_splits_many),
+		cmocka_unit_test(test_id_descending_frees_coalesce),
 		cmocka_unit_test(test_id_searches_stay_logarithmic),
 		cmocka_unit_test(test_id_differential_against_bitmap),
 		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),

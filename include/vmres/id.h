@@ -2,7 +2,18 @@
 /*
  * Lock-free ID allocator: integer resources (legacy IRQs/GSIs, MSI GSIs,
  * device instance IDs, KVM memory slots). The smallest free ID is handed out
- * first. See docs/design.md for the algorithm.
+ * first. See docs/design-id.md for the algorithm and its argument.
+ *
+ * Every call is lock-free (no mutex, no thread waits for another) and
+ * linearizable: any concurrent history equals some sequential order of the
+ * same calls that respects real time. In particular no ID is ever held by two
+ * callers, and alloc returns the smallest ID free at one instant during the
+ * call. An answer about another thread's IDs (is_allocated, IN_USE,
+ * ALREADY_FREED) was true at that instant and may be stale on return.
+ *
+ * Memory: one node per free interval (56 bytes plus 8 per index level,
+ * about 59 on average; a run of IDs freed in descending order shares one).
+ * free makes at most one node, alloc_at at most one, alloc none.
  *
  * Calls that may run at the same time (any registered threads):
  *   alloc, alloc_at, free, is_allocated  - with each other, freely
@@ -31,12 +42,16 @@ struct vmres_id_allocator; /* opaque */
  * @last:  highest ID handed out (inclusive; UINT32_MAX allowed)
  * @out:   receives the allocator
  *
- * Uses the process-wide memory hook (vmres_mem_set_default()).
+ * Uses the process-wide memory hook (vmres_mem_set_default()). Makes two
+ * allocations: the allocator and the node for [@first, @last]. The full
+ * range [0, UINT32_MAX] and one-ID ranges are valid.
  *
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @out is NULL; VMRES_E_INVALID_RANGE
- * if @first > @last; VMRES_E_NOMEM.
+ * if @first > @last; VMRES_E_NOMEM (nothing allocated). *@out is written only
+ * on success.
  *
- * Context: any thread.
+ * Context: any thread. The new allocator is private until the caller hands
+ * the pointer to other threads (which must synchronise with this call).
  */
 VMRES_API int vmres_id_allocator_create(uint32_t first, uint32_t last,
 					struct vmres_id_allocator **out);
@@ -48,6 +63,10 @@ VMRES_API int vmres_id_allocator_create(uint32_t first, uint32_t last,
  * @mem:   the hook this allocator uses for all its memory, copied; NULL for
  *         the process-wide default
  * @out:   receives the allocator
+ *
+ * @mem must return blocks aligned for any object type (16 bytes on x86-64:
+ * the allocator uses 16-byte atomic operations on them); its free may be
+ * called from liburcu's call_rcu thread.
  *
  * Return: as vmres_id_allocator_create(); also VMRES_E_INVALID_ARGUMENT if
  * @mem lacks alloc or free.
@@ -76,12 +95,16 @@ VMRES_API void vmres_id_allocator_destroy(struct vmres_id_allocator *ids);
  * @id_out: receives the ID
  *
  * Lock-free and linearizable: the ID returned was the smallest free one at
- * the call's linearization point.
+ * the call's linearization point, whether it was freed before or never
+ * handed out. Allocates no memory. Never wraps: a range ending at UINT32_MAX
+ * is exhausted like any other.
  *
  * Return: 0; VMRES_E_INVALID_ARGUMENT for NULL @ids or @id_out;
- * VMRES_E_EXHAUSTED if no ID is free; VMRES_E_NOMEM (nothing changed).
+ * VMRES_E_EXHAUSTED if no ID is free (*@id_out untouched).
  *
- * Context: any registered thread.
+ * Context: any registered thread. A concurrent caller sees the ID either
+ * free or held, never both; an ID freed concurrently may or may not be the
+ * one returned.
  */
 VMRES_API int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out);
 
@@ -90,11 +113,18 @@ VMRES_API int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out);
  * @ids: the allocator
  * @id:  the ID wanted, freed before or never handed out
  *
+ * For restoring a VM or fixed legacy IRQs. Taking an ID from the middle or
+ * the top of a free interval makes one node (the part below it); taking
+ * the interval's lowest ID makes none. Search cost O(log F) for F free
+ * intervals.
+ *
  * Return: 0; VMRES_E_INVALID_ARGUMENT for NULL @ids; VMRES_E_OUT_OF_RANGE if
  * @id is outside [first, last]; VMRES_E_IN_USE if @id is held;
  * VMRES_E_NOMEM (nothing changed).
  *
- * Context: any registered thread.
+ * Context: any registered thread. Of several concurrent alloc_at (or alloc)
+ * calls that could return @id, exactly one gets it; the others get IN_USE
+ * (or another ID).
  */
 VMRES_API int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id);
 
@@ -103,12 +133,18 @@ VMRES_API int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id);
  * @ids: the allocator
  * @id:  an ID held by the caller
  *
+ * Makes one node unless @id + 1 starts a freed interval (then it extends
+ * it). Search cost O(log F) for F free intervals. The library cannot tell
+ * which caller holds @id: freeing an ID another thread holds is a caller
+ * bug it does not detect.
+ *
  * Return: 0; VMRES_E_INVALID_ARGUMENT for NULL @ids; VMRES_E_OUT_OF_RANGE if
  * @id is outside [first, last]; VMRES_E_NEVER_ALLOCATED if @id was never
- * handed out since creation; VMRES_E_ALREADY_FREED if it is free again;
- * VMRES_E_NOMEM (nothing changed).
+ * handed out since creation (by alloc or alloc_at); VMRES_E_ALREADY_FREED if
+ * it was handed out and is free again; VMRES_E_NOMEM (nothing changed).
  *
- * Context: any registered thread.
+ * Context: any registered thread. Once it returns 0, @id may be handed out
+ * again by a concurrent alloc or alloc_at.
  */
 VMRES_API int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id);
 
@@ -117,10 +153,13 @@ VMRES_API int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id);
  * @ids: the allocator
  * @id:  any value
  *
- * Return: true exactly when @id is currently held; false for NULL @ids and
- * for IDs outside the range.
+ * A lookup: allocates nothing, changes nothing. O(log F).
  *
- * Context: any registered thread.
+ * Return: true exactly when @id is held at the call's linearization point;
+ * false for NULL @ids and for IDs outside the range.
+ *
+ * Context: any registered thread. The answer about an ID other threads may
+ * take or free can be stale by the time it returns.
  */
 VMRES_API bool vmres_id_is_allocated(struct vmres_id_allocator *ids, uint32_t id);
 

@@ -3,10 +3,21 @@
  * Resource kinds, requests, and the ResourceAllocator "trait": the ops table
  * both allocators are exposed through, so a device manager can hold one as an
  * allocation callback (or NULL when the VMM allocates that kind itself).
+ * See docs/design-system.md.
+ *
+ * Calls that may run at the same time:
+ *   vmres_kind_name, vmres_kind_is_address, vmres_kind_is_id
+ *                           - pure functions: any thread, any time
+ *   vmres_allocate_batch    - any registered threads, with each other and
+ *                             with any call on the allocators it is given,
+ *                             as those allocators allow (the system
+ *                             allocator's allow everything but destroy)
  */
 #ifndef VMRES_RESOURCE_H
 #define VMRES_RESOURCE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <vmres/addr.h>
@@ -45,9 +56,11 @@ enum vmres_kind {
  * @size:   bytes for address kinds; must be 1 for ID kinds
  * @align:  address kinds: power of two, 1 = none; ignored for ID kinds
  * @policy: FIRST, LAST, or EXACT at @fixed (ID kinds: FIRST is the
- *          smallest free ID; LAST is not supported for IDs)
+ *          smallest free ID; LAST is not supported for IDs and gives
+ *          VMRES_E_INVALID_ARGUMENT)
  * @fixed:  EXACT: the address or the ID wanted
- * @tag:    owner tag, e.g. the device's id, given back by lookups
+ * @tag:    owner tag, e.g. the device's id, given back by lookups of
+ *          address kinds (ID allocators keep no tags)
  */
 struct vmres_request {
 	enum vmres_kind kind;
@@ -85,6 +98,83 @@ struct vmres_allocator {
 			struct vmres_resource *out);
 	int (*free)(struct vmres_allocator *self, const struct vmres_resource *res);
 };
+
+/*
+ * VMRES_NO_INDEX - the failing index of an error that is about no single
+ * request (a NULL array, for instance).
+ */
+#define VMRES_NO_INDEX SIZE_MAX
+
+/**
+ * vmres_kind_name() - the name of a resource kind
+ * @kind: any value
+ *
+ * Return: a static string such as "MMIO32" or "MSI_GSI"; "UNKNOWN" for a
+ * value that is not a kind (VMRES_KIND_COUNT included); never NULL.
+ *
+ * Context: any thread; no registration needed.
+ */
+VMRES_API const char *vmres_kind_name(enum vmres_kind kind);
+
+/**
+ * vmres_kind_is_address() - whether a kind is served by an address allocator
+ * @kind: any value
+ *
+ * Return: true for VMRES_PIO, VMRES_MMIO32 and VMRES_MMIO64; false for every
+ * other value.
+ *
+ * Context: any thread; no registration needed.
+ */
+VMRES_API bool vmres_kind_is_address(enum vmres_kind kind);
+
+/**
+ * vmres_kind_is_id() - whether a kind is served by an ID allocator
+ * @kind: any value
+ *
+ * Return: true for VMRES_LEGACY_IRQ, VMRES_MSI_GSI, VMRES_DEVICE_ID and
+ * VMRES_MEM_SLOT; false for every other value.
+ *
+ * Context: any thread; no registration needed.
+ */
+VMRES_API bool vmres_kind_is_id(enum vmres_kind kind);
+
+/**
+ * vmres_allocate_batch() - take several resources through callbacks, all or nothing
+ * @table:        one callback per kind, indexed by enum vmres_kind; a NULL
+ *                entry means "this kind is not served here"
+ * @reqs:         the requests, @n of them
+ * @n:            how many; 0 takes nothing and returns 0
+ * @out:          receives @n resources, out[i] for reqs[i]; its contents are
+ *                unspecified when the call fails
+ * @failed_index: if not NULL, receives the index of the request that failed,
+ *                or VMRES_NO_INDEX on success and for errors about no single
+ *                request
+ *
+ * The resources are taken in index order through table[reqs[i].kind]->allocate.
+ * If one fails, the ones this call already took are given back through their
+ * ->free, last first, before the call returns that first failure's error.
+ * This is what vmres_system_allocate_ex() does for a system allocator's own
+ * callbacks; a device manager that holds callbacks uses it to register a
+ * device in one step.
+ *
+ * Giving back can itself need memory (a free may copy tree nodes). Callbacks
+ * of a system allocator fall back on that system's reserve for it, so a
+ * failing memory hook does not stop a rollback; see vmres_system_counters()
+ * for the rare case where even the reserve runs dry.
+ *
+ * Return: 0; VMRES_E_INVALID_ARGUMENT if @table, or @reqs or @out with @n > 0,
+ * is NULL (index VMRES_NO_INDEX), or a request's kind is not a kind;
+ * VMRES_E_NOT_FOUND if the table has no callback for a request's kind;
+ * otherwise the error of the first ->allocate that failed.
+ *
+ * Context: any registered thread. Concurrent callers: each resource is taken
+ * atomically and owned by one caller, but the batch is not one atomic step:
+ * another thread may see part of a batch that is later rolled back (a lookup
+ * finds it, or an allocation finds the space taken and fails).
+ */
+VMRES_API int vmres_allocate_batch(struct vmres_allocator *const table[VMRES_KIND_COUNT],
+				   const struct vmres_request *reqs, size_t n,
+				   struct vmres_resource *out, size_t *failed_index);
 
 #ifdef __cplusplus
 }

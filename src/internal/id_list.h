@@ -64,6 +64,7 @@ struct id_node {
 struct vmres_id_allocator {
 	struct vmres__pair head;	    /* link to the first node; never frozen */
 	uintptr_t head_up[ID_INDEX_LEVELS]; /* index levels start here; never marked */
+	uint64_t index_top;		    /* atomic: levels in use (only grows); a search hint */
 	uint32_t first;
 	uint32_t last;
 	struct vmres_mem_ops mem;
@@ -106,7 +107,7 @@ void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n);
  * Links and index nodes the calling thread's searches visited (tests check
  * that searches stay logarithmic). A thread-local counter: no sharing.
  */
-extern _Thread_local uint64_t vmres__id_search_steps;
+extern __attribute__((tls_model("initial-exec"))) _Thread_local uint64_t vmres__id_search_steps;
 
 /* rcu_barrier(), annotated for TSAN: every retired node is freed on return. */
 void vmres__id_rcu_barrier(void);

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The system allocator's insides, shared by src/system.c (create, destroy,
+ * lookup, the per-kind callbacks), src/system_batch.c (all-or-nothing
+ * batches and rollback) and src/system_reserve.c (the memory hook the
+ * per-kind allocators use, with its rollback reserve).
+ */
+#ifndef VMRES_INTERNAL_SYSTEM_H
+#define VMRES_INTERNAL_SYSTEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmres/addr.h>
+#include <vmres/id.h>
+#include <vmres/system.h>
+
+#define vmres__container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/*
+ * The rollback reserve: two classes of blocks, each cut from one arena taken
+ * from the embedder's hook at create (system_reserve.c). Small blocks fit
+ * tree and list nodes, large ones the address allocator's version records
+ * (which grow with the tree's height). Each class is a lock-free stack
+ * (Treiber) of block indices; the head packs a version in its high 32 bits
+ * against ABA, the index + 1 (0 = empty) in the low 32.
+ */
+#define VMRES__RESERVE_SMALL_BLOCK 128u
+#define VMRES__RESERVE_SMALL_COUNT 256u
+#define VMRES__RESERVE_LARGE_BLOCK 2048u
+#define VMRES__RESERVE_LARGE_COUNT 16u
+#define VMRES__RESERVE_CLASSES 2
+
+_Static_assert(VMRES__RESERVE_SMALL_BLOCK *VMRES__RESERVE_SMALL_COUNT +
+			       VMRES__RESERVE_LARGE_BLOCK * VMRES__RESERVE_LARGE_COUNT ==
+		       VMRES_SYSTEM_RESERVE_BYTES,
+	       "the reserve's classes add up to what system.h promises");
+
+struct vmres__reserve_class {
+	unsigned char *arena; /* block * count bytes, aligned as the hook aligns */
+	size_t block;
+	uint32_t count;
+	uint64_t head;	/* version << 32 | (top index + 1) */
+	uint64_t *next; /* next[i]: the link below block i while it is stacked */
+};
+
+struct vmres__reserve {
+	struct vmres__reserve_class cls[VMRES__RESERVE_CLASSES]; /* by block size */
+	uint64_t next_small[VMRES__RESERVE_SMALL_COUNT];
+	uint64_t next_large[VMRES__RESERVE_LARGE_COUNT];
+};
+
+/*
+ * One kind: the "ResourceAllocator" handed out by vmres_system_allocator().
+ * @ops comes first only by habit; the callbacks find their kind with
+ * vmres__container_of(self, struct vmres__system_kind, ops).
+ */
+struct vmres__system_kind {
+	struct vmres_allocator ops;
+	struct vmres_system *sys;
+	enum vmres_kind kind;
+	struct vmres_range span;
+	struct vmres_addr_allocator *addr; /* address kinds, else NULL */
+	struct vmres_id_allocator *ids;	   /* ID kinds, else NULL */
+};
+
+struct vmres_system {
+	struct vmres_mem_ops user_mem; /* the embedder's hook (copied) */
+	struct vmres_mem_ops kind_mem; /* what the per-kind allocators get */
+	struct vmres_layout layout;
+	struct vmres__system_kind kinds[VMRES_KIND_COUNT];
+	struct vmres__reserve reserve;
+	struct vmres_system_counters counters; /* atomic (vmres__u64_faa) */
+};
+
+/* src/system.c */
+struct vmres__system_kind *vmres__system_kind_of(struct vmres_allocator *a);
+bool vmres__system_owns_callback(const struct vmres_allocator *a);
+int vmres__system_check_request(const struct vmres_system *sys, const struct vmres_request *req);
+int vmres__system_check_resource(const struct vmres_system *sys, const struct vmres_resource *res);
+
+/* src/system_reserve.c */
+int vmres__reserve_init(struct vmres_system *sys);
+void vmres__reserve_fini(struct vmres_system *sys);
+void vmres__rollback_enter(void);
+void vmres__rollback_leave(void);
+void vmres__system_count(struct vmres_system *sys, size_t counter_offset);
+
+#define VMRES__COUNT(sys, field) \
+	vmres__system_count((sys), offsetof(struct vmres_system_counters, field))
+
+/* Checker for tests: blocks currently stacked in class @cls (quiescent callers only). */
+unsigned vmres__reserve_free_blocks(struct vmres_system *sys, unsigned cls);
+
+#endif /* VMRES_INTERNAL_SYSTEM_H */

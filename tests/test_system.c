@@ -1,0 +1,940 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The resource layer: the default layout, the three cases of the design
+ * (lightweight VMM, callbacks, firmware-assigned), all-or-nothing batches,
+ * every bad request, and memory-failure injection.
+ */
+#include "vmres_test.h"
+
+#include <string.h>
+
+#include "internal/system.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static struct vmres_request id_req(enum vmres_kind kind, uint64_t tag)
+{
+	return (struct vmres_request){
+		.kind = kind, .size = 1, .align = 1, .policy = VMRES_FIRST_MATCH, .tag = tag
+	};
+}
+
+static struct vmres_request id_at(enum vmres_kind kind, uint64_t id, uint64_t tag)
+{
+	return (struct vmres_request){ .kind = kind,
+				       .size = 1,
+				       .align = 1,
+				       .policy = VMRES_EXACT_MATCH,
+				       .fixed = id,
+				       .tag = tag };
+}
+
+static struct vmres_request addr_req(enum vmres_kind kind, uint64_t size, uint64_t align,
+				     uint64_t tag)
+{
+	return (struct vmres_request){
+		.kind = kind, .size = size, .align = align, .policy = VMRES_FIRST_MATCH, .tag = tag
+	};
+}
+
+static struct vmres_request addr_at(enum vmres_kind kind, uint64_t addr, uint64_t size,
+				    uint64_t tag)
+{
+	return (struct vmres_request){ .kind = kind,
+				       .size = size,
+				       .align = 1,
+				       .policy = VMRES_EXACT_MATCH,
+				       .fixed = addr,
+				       .tag = tag };
+}
+
+static struct vmres_system *make_default(struct vmres_test_mem *mem)
+{
+	struct vmres_layout layout;
+	struct vmres_mem_ops ops = vmres_test_mem_ops(mem);
+	struct vmres_system *sys = NULL;
+
+	vmres_layout_x86_64_default(&layout);
+	assert_int_equal(vmres_system_create_ex(&layout, &ops, &sys), VMRES_OK);
+	assert_non_null(sys);
+	return sys;
+}
+
+static void destroy_and_check_leaks(struct vmres_system *sys, struct vmres_test_mem *mem)
+{
+	vmres_system_destroy(sys);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_bytes(mem), 0);
+	assert_int_equal(vmres_test_mem_live_blocks(mem), 0);
+}
+
+static uint64_t addr_ranges(struct vmres_system *sys, enum vmres_kind kind)
+{
+	struct vmres_addr_stats st;
+
+	assert_int_equal(vmres_system_addr_stats(sys, kind, &st), VMRES_OK);
+	return st.ranges;
+}
+
+static bool id_held(struct vmres_system *sys, enum vmres_kind kind, uint64_t id)
+{
+	struct vmres_resource r;
+	int err = vmres_system_lookup(sys, kind, id, &r);
+
+	assert_true(err == VMRES_OK || err == VMRES_E_NOT_FOUND);
+	return err == VMRES_OK;
+}
+
+/* Nothing at all is allocated in any kind of the default layout. */
+static void assert_all_free(struct vmres_system *sys)
+{
+	struct vmres_layout layout;
+
+	assert_int_equal(vmres_system_layout(sys, &layout), VMRES_OK);
+	for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+		if (!layout.present[k])
+			continue;
+		if (vmres_kind_is_address((enum vmres_kind)k)) {
+			assert_int_equal(addr_ranges(sys, (enum vmres_kind)k), 0);
+			continue;
+		}
+		for (uint64_t id = layout.span[k].start; id <= layout.span[k].end; id++)
+			assert_false(id_held(sys, (enum vmres_kind)k, id));
+	}
+}
+
+static void test_system_default_layout_values(void **state)
+{
+	(void)state;
+	struct vmres_layout l;
+
+	memset(&l, 0xa5, sizeof(l));
+	vmres_layout_x86_64_default(&l);
+	vmres_layout_x86_64_default(NULL); /* no crash */
+	for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+		assert_true(l.present[k]);
+		assert_true(l.span[k].start <= l.span[k].end);
+	}
+	assert_int_equal(l.span[VMRES_PIO].start, 0);
+	assert_int_equal(l.span[VMRES_PIO].end, 0xffff);
+	assert_true(l.span[VMRES_MMIO32].end < (1ull << 32));
+	assert_int_equal(l.span[VMRES_MMIO32].start, 0xc0000000ull);
+	assert_int_equal(l.span[VMRES_MMIO32].end, 0xe7ffffffull);
+	assert_int_equal(l.span[VMRES_MMIO64].start, 256ull << 30);
+	assert_int_equal(l.span[VMRES_MMIO64].end, (512ull << 30) - 1);
+	assert_int_equal(l.span[VMRES_DEVICE_ID].start, 0);
+	assert_int_equal(l.span[VMRES_MEM_SLOT].start, 0);
+	assert_int_equal(l.span[VMRES_MEM_SLOT].end, 508);
+	assert_int_equal(l.span[VMRES_LEGACY_IRQ].start, 5);
+	assert_int_equal(l.span[VMRES_LEGACY_IRQ].end, 23);
+	assert_int_equal(l.span[VMRES_MSI_GSI].start, 24);
+	assert_int_equal(l.span[VMRES_MSI_GSI].end, 4095);
+	assert_true(l.span[VMRES_DEVICE_ID].end <= UINT32_MAX);
+	assert_true(l.span[VMRES_MEM_SLOT].end <= UINT32_MAX);
+}
+
+static void test_system_kind_names_and_classes(void **state)
+{
+	(void)state;
+	int address = 0, id = 0;
+
+	for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+		assert_string_not_equal(vmres_kind_name((enum vmres_kind)k), "UNKNOWN");
+		assert_true(vmres_kind_is_address((enum vmres_kind)k) !=
+			    vmres_kind_is_id((enum vmres_kind)k));
+		address += vmres_kind_is_address((enum vmres_kind)k);
+		id += vmres_kind_is_id((enum vmres_kind)k);
+	}
+	assert_int_equal(address, 3);
+	assert_int_equal(id, 4);
+	assert_string_equal(vmres_kind_name(VMRES_MSI_GSI), "MSI_GSI");
+	assert_string_equal(vmres_kind_name(VMRES_KIND_COUNT), "UNKNOWN");
+	assert_string_equal(vmres_kind_name((enum vmres_kind) - 1), "UNKNOWN");
+	assert_false(vmres_kind_is_address(VMRES_KIND_COUNT));
+	assert_false(vmres_kind_is_id((enum vmres_kind) - 1));
+}
+
+static void test_system_create_rejects_bad_layouts(void **state)
+{
+	(void)state;
+	struct vmres_layout l;
+	struct vmres_system *sys = NULL;
+	struct vmres_mem_ops half = { NULL, NULL, NULL };
+
+	vmres_layout_x86_64_default(&l);
+	assert_int_equal(vmres_system_create(NULL, &sys), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_create(&l, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_create_ex(&l, &half, &sys), VMRES_E_INVALID_ARGUMENT);
+
+	l.span[VMRES_MMIO32] = (struct vmres_range){ 10, 9 };
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_E_INVALID_RANGE);
+	l.present[VMRES_MMIO32] = false; /* an absent kind's span is ignored */
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
+
+	vmres_layout_x86_64_default(&l);
+	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ 0, (uint64_t)UINT32_MAX + 1 };
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_E_OUT_OF_RANGE);
+	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ 0, UINT32_MAX };
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
+	vmres_system_destroy(NULL); /* no crash */
+}
+
+/* Every allocation create makes can fail; each failure leaves nothing behind. */
+static void test_system_create_nomem_at_every_point(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_layout l;
+	struct vmres_system *sys;
+	int err = VMRES_E_NOMEM;
+
+	vmres_layout_x86_64_default(&l);
+	for (int64_t k = 0; err == VMRES_E_NOMEM; k++) {
+		struct vmres_mem_ops ops;
+
+		assert_true(k < 1000);
+		vmres_test_mem_init(&mem);
+		ops = vmres_test_mem_ops(&mem);
+		vmres_test_mem_fail_after(&mem, k);
+		sys = NULL;
+		err = vmres_system_create_ex(&l, &ops, &sys);
+		if (err) {
+			assert_int_equal(err, VMRES_E_NOMEM);
+			assert_null(sys);
+			vmres_rcu_barrier();
+			assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
+		}
+	}
+	assert_int_equal(err, VMRES_OK);
+	vmres_test_mem_fail_after(&mem, -1);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * Case 1, lightweight VMM: a small system of its own (IDs, IRQs, PIO only)
+ * takes an instance ID and an IRQ, and the device's port range is known in
+ * advance (EXACT); no callbacks anywhere.
+ */
+static void test_system_case_lightweight_vmm(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_layout l = { 0 };
+	struct vmres_system *sys;
+	struct vmres_allocator *cb = NULL;
+	struct vmres_resource got[3], hit;
+	size_t failed;
+	const uint64_t tag = 0x5e1a1;
+	const struct vmres_request reqs[] = {
+		id_req(VMRES_DEVICE_ID, tag), id_req(VMRES_LEGACY_IRQ, tag),
+		addr_at(VMRES_PIO, 0x3f8, 8, tag), /* COM1, known resource */
+	};
+	const struct vmres_request mmio = addr_req(VMRES_MMIO32, 0x1000, 0x1000, tag);
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	l.present[VMRES_DEVICE_ID] = l.present[VMRES_LEGACY_IRQ] = l.present[VMRES_PIO] = true;
+	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ 0, 15 };
+	l.span[VMRES_LEGACY_IRQ] = (struct vmres_range){ 4, 7 };
+	l.span[VMRES_PIO] = (struct vmres_range){ 0, 0xffff };
+	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_OK);
+
+	/* The kinds it left out do not exist. */
+	assert_null(vmres_system_allocator(sys, VMRES_MMIO32));
+	assert_int_equal(vmres_system_get_allocator(sys, VMRES_MMIO32, &cb), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_system_allocate_ex(sys, &mmio, 1, got, &failed), VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 0);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_MMIO32, 0, &hit), VMRES_E_NOT_FOUND);
+	assert_int_equal(
+		vmres_system_addr_stats(sys, VMRES_MMIO64, &(struct vmres_addr_stats){ 0 }),
+		VMRES_E_NOT_FOUND);
+
+	assert_int_equal(vmres_system_allocate_ex(sys, reqs, ARRAY_SIZE(reqs), got, &failed),
+			 VMRES_OK);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+	assert_int_equal(got[0].kind, VMRES_DEVICE_ID);
+	assert_int_equal(got[0].range.start, 0);
+	assert_int_equal(got[0].range.end, 0);
+	assert_int_equal(got[1].kind, VMRES_LEGACY_IRQ);
+	assert_int_equal(got[1].range.start, 4);
+	assert_int_equal(got[2].range.start, 0x3f8);
+	assert_int_equal(got[2].range.end, 0x3ff);
+	assert_int_equal(got[2].tag, tag);
+
+	/* The PIO bus finds the device for every port of it, and nothing around it. */
+	for (uint64_t port = 0x3f8; port <= 0x3ff; port++) {
+		assert_int_equal(vmres_system_lookup(sys, VMRES_PIO, port, &hit), VMRES_OK);
+		assert_int_equal(hit.tag, tag);
+		assert_int_equal(hit.range.start, 0x3f8);
+	}
+	assert_int_equal(vmres_system_lookup(sys, VMRES_PIO, 0x3f7, &hit), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_PIO, 0x400, &hit), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_PIO, 0x10000, &hit), VMRES_E_OUT_OF_RANGE);
+	assert_true(id_held(sys, VMRES_LEGACY_IRQ, 4));
+	assert_false(id_held(sys, VMRES_LEGACY_IRQ, 5));
+
+	assert_int_equal(vmres_system_free(sys, got, ARRAY_SIZE(got)), VMRES_OK);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/* ---- case 2: a device manager that holds callbacks ---- */
+
+struct device_manager {
+	struct vmres_allocator *cb[VMRES_KIND_COUNT]; /* NULL: the VMM allocates that kind */
+};
+
+struct device {
+	uint64_t tag;
+	size_t n;
+	struct vmres_request need[6];
+	struct vmres_resource res[6];
+};
+
+static void dm_init(struct device_manager *dm, struct vmres_system *sys)
+{
+	for (int k = 0; k < VMRES_KIND_COUNT; k++)
+		dm->cb[k] = vmres_system_allocator(sys, (enum vmres_kind)k);
+}
+
+static int full_register_device(struct device_manager *dm, struct device *dev, size_t *failed)
+{
+	return vmres_allocate_batch(dm->cb, dev->need, dev->n, dev->res, failed);
+}
+
+static int full_unregister_device(struct device_manager *dm, struct device *dev)
+{
+	for (size_t i = 0; i < dev->n; i++) {
+		struct vmres_allocator *a = dm->cb[dev->res[i].kind];
+		int err = a->free(a, &dev->res[i]);
+
+		if (err)
+			return err;
+	}
+	return VMRES_OK;
+}
+
+static void make_device(struct device *dev, uint64_t tag)
+{
+	*dev = (struct device){ .tag = tag, .n = 5 };
+	dev->need[0] = id_req(VMRES_DEVICE_ID, tag);
+	dev->need[1] = id_req(VMRES_MSI_GSI, tag);
+	dev->need[2] = addr_req(VMRES_PIO, 0x20, 0x20, tag);
+	dev->need[3] = addr_req(VMRES_MMIO32, 0x1000, 0x1000, tag);
+	dev->need[4] = addr_req(VMRES_MMIO64, 1 << 20, 1 << 20, tag);
+	dev->need[4].policy = VMRES_LAST_MATCH;
+}
+
+static void assert_dispatches_to(struct vmres_system *sys, const struct device *dev)
+{
+	for (size_t i = 0; i < dev->n; i++) {
+		const struct vmres_resource *r = &dev->res[i];
+		struct vmres_resource hit;
+
+		if (!vmres_kind_is_address(r->kind))
+			continue;
+		const uint64_t probes[] = { r->range.start, r->range.end,
+					    r->range.start + (r->range.end - r->range.start) / 2 };
+		for (size_t p = 0; p < ARRAY_SIZE(probes); p++) {
+			assert_int_equal(vmres_system_lookup(sys, r->kind, probes[p], &hit),
+					 VMRES_OK);
+			assert_int_equal(hit.tag, dev->tag);
+			assert_int_equal(hit.range.start, r->range.start);
+			assert_int_equal(hit.range.end, r->range.end);
+		}
+	}
+}
+
+static void test_system_case_callbacks_register_unregister(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct device_manager dm;
+	struct device devs[8];
+	struct vmres_layout l;
+	size_t failed;
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	vmres_system_layout(sys, &l);
+	dm_init(&dm, sys);
+	for (int k = 0; k < VMRES_KIND_COUNT; k++)
+		assert_non_null(dm.cb[k]);
+
+	for (size_t d = 0; d < ARRAY_SIZE(devs); d++) {
+		make_device(&devs[d], 100 + d);
+		assert_int_equal(full_register_device(&dm, &devs[d], &failed), VMRES_OK);
+		assert_int_equal(failed, VMRES_NO_INDEX);
+		/* Smallest IDs first, addresses aligned, MMIO64 from the top. */
+		assert_int_equal(devs[d].res[0].range.start, d);
+		assert_int_equal(devs[d].res[1].range.start, 24 + d);
+		assert_int_equal(devs[d].res[2].range.start % 0x20, 0);
+		assert_int_equal(devs[d].res[3].range.start % 0x1000, 0);
+		assert_int_equal(devs[d].res[4].range.end,
+				 l.span[VMRES_MMIO64].end - (uint64_t)d * (1 << 20));
+	}
+	for (size_t d = 0; d < ARRAY_SIZE(devs); d++)
+		assert_dispatches_to(sys, &devs[d]);
+	assert_int_equal(addr_ranges(sys, VMRES_MMIO32), ARRAY_SIZE(devs));
+
+	/* Unplug the odd ones; the even ones still dispatch, the odd space is free. */
+	for (size_t d = 1; d < ARRAY_SIZE(devs); d += 2)
+		assert_int_equal(full_unregister_device(&dm, &devs[d]), VMRES_OK);
+	for (size_t d = 0; d < ARRAY_SIZE(devs); d += 2)
+		assert_dispatches_to(sys, &devs[d]);
+	for (size_t d = 1; d < ARRAY_SIZE(devs); d += 2) {
+		struct vmres_resource hit;
+
+		assert_int_equal(
+			vmres_system_lookup(sys, VMRES_PIO, devs[d].res[2].range.start, &hit),
+			VMRES_E_NOT_FOUND);
+		assert_false(id_held(sys, VMRES_DEVICE_ID, devs[d].res[0].range.start));
+	}
+	/* A replug takes the smallest free device ID again: 1. */
+	make_device(&devs[1], 999);
+	assert_int_equal(full_register_device(&dm, &devs[1], NULL), VMRES_OK);
+	assert_int_equal(devs[1].res[0].range.start, 1);
+	assert_dispatches_to(sys, &devs[1]);
+	for (size_t d = 0; d < ARRAY_SIZE(devs); d++)
+		if (d % 2 == 0 || d == 1)
+			assert_int_equal(full_unregister_device(&dm, &devs[d]), VMRES_OK);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/* A callback refuses a request of another kind, and frees only its own kind. */
+static void test_system_callbacks_check_their_kind(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_allocator *irq, *pio;
+	struct vmres_resource r;
+	struct vmres_request q = addr_req(VMRES_PIO, 4, 4, 1);
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	irq = vmres_system_allocator(sys, VMRES_LEGACY_IRQ);
+	pio = vmres_system_allocator(sys, VMRES_PIO);
+	assert_int_equal(irq->allocate(irq, &q, &r), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(irq->allocate(irq, NULL, &r), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(pio->allocate(pio, &q, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(pio->allocate(pio, &q, &r), VMRES_OK);
+	assert_int_equal(irq->free(irq, &r), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(pio->free(pio, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(pio->free(pio, &r), VMRES_OK);
+	assert_int_equal(pio->free(pio, &r), VMRES_E_NOT_FOUND);
+	q = id_req(VMRES_LEGACY_IRQ, 1);
+	assert_int_equal(irq->allocate(irq, &q, &r), VMRES_OK);
+	assert_int_equal(r.range.start, 5);
+	assert_int_equal(irq->free(irq, &r), VMRES_OK);
+	assert_int_equal(irq->free(irq, &r), VMRES_E_ALREADY_FREED);
+	r.range = (struct vmres_range){ 6, 6 };
+	assert_int_equal(irq->free(irq, &r), VMRES_E_NEVER_ALLOCATED);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * Case 3, firmware-assigned: firmware fixed a BAR (EXACT MMIO32) and an IRQ
+ * (alloc_at); the rest comes through callbacks; the device manager has no
+ * callback for memory slots, so the VMM takes its slot itself.
+ */
+static void test_system_case_firmware_assigned(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct device_manager dm;
+	struct vmres_resource got[4], slot, clash_got[3];
+	size_t failed;
+	const uint64_t bar = 0xc0100000ull, tag = 7;
+	const struct vmres_request fw[] = {
+		addr_at(VMRES_MMIO32, bar, 0x4000, tag),
+		id_at(VMRES_LEGACY_IRQ, 10, tag),
+		id_req(VMRES_DEVICE_ID, tag),
+		addr_req(VMRES_PIO, 0x10, 0x10, tag),
+	};
+	const struct vmres_request want_slot = id_req(VMRES_MEM_SLOT, tag);
+	const struct vmres_request clash[] = {
+		id_req(VMRES_DEVICE_ID, 8), id_req(VMRES_MSI_GSI, 8),
+		addr_at(VMRES_MMIO32, bar + 0x1000, 0x1000, 8), /* inside device 7's BAR */
+	};
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	dm_init(&dm, sys);
+	dm.cb[VMRES_MEM_SLOT] = NULL; /* the VMM allocates memory slots itself */
+
+	assert_int_equal(vmres_allocate_batch(dm.cb, fw, ARRAY_SIZE(fw), got, &failed), VMRES_OK);
+	assert_int_equal(got[0].range.start, bar);
+	assert_int_equal(got[0].range.end, bar + 0x3fff);
+	assert_int_equal(got[1].range.start, 10);
+	/* The IRQ firmware took is skipped by later FIRST requests... */
+	assert_true(id_held(sys, VMRES_LEGACY_IRQ, 10));
+	assert_false(id_held(sys, VMRES_LEGACY_IRQ, 5));
+
+	/* ...the device manager cannot serve a memory slot... */
+	assert_int_equal(vmres_allocate_batch(dm.cb, &want_slot, 1, &slot, &failed),
+			 VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 0);
+	/* ...so the VMM does, straight from the system. */
+	assert_int_equal(vmres_system_allocate(sys, &want_slot, 1, &slot), VMRES_OK);
+	assert_int_equal(slot.range.start, 0);
+
+	/* A second firmware device claiming part of the BAR fails at index 2, whole. */
+	assert_int_equal(vmres_allocate_batch(dm.cb, clash, ARRAY_SIZE(clash), clash_got, &failed),
+			 VMRES_E_IN_USE);
+	assert_int_equal(failed, 2);
+	assert_false(id_held(sys, VMRES_DEVICE_ID, 1)); /* its device ID went back */
+	assert_false(id_held(sys, VMRES_MSI_GSI, 24));	/* and its GSI */
+	assert_int_equal(addr_ranges(sys, VMRES_MMIO32), 1);
+
+	/* Firmware asking for an IRQ outside the span, or one taken: the allocator says so. */
+	struct vmres_request irq = id_at(VMRES_LEGACY_IRQ, 30, 9);
+	assert_int_equal(vmres_system_allocate_ex(sys, &irq, 1, clash_got, &failed),
+			 VMRES_E_OUT_OF_RANGE);
+	irq.fixed = 10;
+	assert_int_equal(vmres_system_allocate_ex(sys, &irq, 1, clash_got, &failed),
+			 VMRES_E_IN_USE);
+
+	assert_int_equal(vmres_system_free(sys, got, ARRAY_SIZE(got)), VMRES_OK);
+	assert_int_equal(vmres_system_free(sys, &slot, 1), VMRES_OK);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/* Exhaust one kind in the middle of a batch: nothing of the batch stays. */
+static void test_system_rollback_when_middle_kind_exhausted(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_resource irqs[19], got[5], again;
+	struct vmres_system_counters c;
+	const struct vmres_request irq = id_req(VMRES_LEGACY_IRQ, 1);
+	struct vmres_request batch[] = {
+		id_req(VMRES_DEVICE_ID, 2),
+		addr_req(VMRES_PIO, 0x100, 0x100, 2),
+		addr_req(VMRES_MMIO32, 1 << 20, 1 << 20, 2),
+		id_req(VMRES_LEGACY_IRQ, 2), /* exhausted */
+		id_req(VMRES_MSI_GSI, 2),
+	};
+	size_t failed = 1234;
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	for (size_t i = 0; i < ARRAY_SIZE(irqs); i++)
+		assert_int_equal(vmres_system_allocate(sys, &irq, 1, &irqs[i]), VMRES_OK);
+	assert_int_equal(vmres_system_allocate_ex(sys, batch, ARRAY_SIZE(batch), got, &failed),
+			 VMRES_E_EXHAUSTED);
+	assert_int_equal(failed, 3);
+	assert_int_equal(addr_ranges(sys, VMRES_PIO), 0);
+	assert_int_equal(addr_ranges(sys, VMRES_MMIO32), 0);
+	assert_false(id_held(sys, VMRES_DEVICE_ID, 0));
+	assert_false(id_held(sys, VMRES_MSI_GSI, 24)); /* never reached */
+	assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+	assert_int_equal(c.rollbacks, 1);
+	assert_int_equal(c.rollback_leaks, 0);
+
+	/* A follow-up allocation gets exactly what the failed batch had taken. */
+	assert_int_equal(vmres_system_allocate(sys, batch, 1, &again), VMRES_OK);
+	assert_int_equal(again.range.start, 0);
+	assert_int_equal(vmres_system_free(sys, &again, 1), VMRES_OK);
+
+	/* With one IRQ back, the same batch succeeds in full. */
+	assert_int_equal(vmres_system_free(sys, &irqs[7], 1), VMRES_OK);
+	assert_int_equal(vmres_system_allocate_ex(sys, batch, ARRAY_SIZE(batch), got, &failed),
+			 VMRES_OK);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+	assert_int_equal(got[3].range.start, irqs[7].range.start);
+	assert_int_equal(vmres_system_free(sys, got, ARRAY_SIZE(got)), VMRES_OK);
+	irqs[7] = irqs[18];
+	assert_int_equal(vmres_system_free(sys, irqs, ARRAY_SIZE(irqs) - 1), VMRES_OK);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+struct bad_case {
+	const char *what;
+	struct vmres_request req;
+	int err;
+};
+
+/* Each bad request, alone and as the last of a batch: its error, its index, nothing taken. */
+static void test_system_bad_requests_are_refused(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_layout l;
+	struct vmres_resource out[3];
+	size_t failed;
+	const struct bad_case cases[] = {
+		{ "unknown kind",
+		  { .kind = VMRES_KIND_COUNT, .size = 1, .align = 1 },
+		  VMRES_E_INVALID_ARGUMENT },
+		{ "negative kind",
+		  { .kind = (enum vmres_kind) - 3, .size = 1, .align = 1 },
+		  VMRES_E_INVALID_ARGUMENT },
+		{ "ID size 0",
+		  { .kind = VMRES_DEVICE_ID, .size = 0, .align = 1 },
+		  VMRES_E_INVALID_SIZE },
+		{ "ID size 2",
+		  { .kind = VMRES_LEGACY_IRQ, .size = 2, .align = 1 },
+		  VMRES_E_INVALID_SIZE },
+		{ "ID LAST",
+		  { .kind = VMRES_MSI_GSI, .size = 1, .policy = VMRES_LAST_MATCH },
+		  VMRES_E_INVALID_ARGUMENT },
+		{ "ID bad policy",
+		  { .kind = VMRES_MSI_GSI, .size = 1, .policy = 7 },
+		  VMRES_E_INVALID_ARGUMENT },
+		{ "ID EXACT past 32 bits",
+		  { .kind = VMRES_DEVICE_ID,
+		    .size = 1,
+		    .policy = VMRES_EXACT_MATCH,
+		    .fixed = 1ull << 32 },
+		  VMRES_E_OUT_OF_RANGE },
+		{ "ID EXACT outside span",
+		  { .kind = VMRES_LEGACY_IRQ, .size = 1, .policy = VMRES_EXACT_MATCH, .fixed = 4 },
+		  VMRES_E_OUT_OF_RANGE },
+		{ "address size 0",
+		  { .kind = VMRES_PIO, .size = 0, .align = 1 },
+		  VMRES_E_INVALID_SIZE },
+		{ "address align 0",
+		  { .kind = VMRES_MMIO32, .size = 16, .align = 0 },
+		  VMRES_E_INVALID_ALIGNMENT },
+		{ "address align 3",
+		  { .kind = VMRES_MMIO64, .size = 16, .align = 3 },
+		  VMRES_E_INVALID_ALIGNMENT },
+		{ "address bad policy",
+		  { .kind = VMRES_PIO, .size = 1, .align = 1, .policy = 9 },
+		  VMRES_E_INVALID_ARGUMENT },
+		{ "EXACT unaligned",
+		  { .kind = VMRES_PIO,
+		    .size = 8,
+		    .align = 8,
+		    .policy = VMRES_EXACT_MATCH,
+		    .fixed = 0x3f9 },
+		  VMRES_E_UNALIGNED_ADDRESS },
+		{ "EXACT outside span",
+		  { .kind = VMRES_PIO,
+		    .size = 8,
+		    .align = 1,
+		    .policy = VMRES_EXACT_MATCH,
+		    .fixed = 0xfffc },
+		  VMRES_E_OUT_OF_RANGE },
+		{ "larger than the span",
+		  { .kind = VMRES_PIO, .size = 0x10001, .align = 1 },
+		  VMRES_E_EXHAUSTED },
+		{ "kind left out",
+		  { .kind = VMRES_MEM_SLOT, .size = 1, .align = 1 },
+		  VMRES_E_NOT_FOUND },
+	};
+
+	vmres_test_mem_init(&mem);
+	vmres_layout_x86_64_default(&l);
+	l.present[VMRES_MEM_SLOT] = false;
+	struct vmres_mem_ops ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_OK);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct vmres_request batch[3] = { id_req(VMRES_DEVICE_ID, 1),
+						  addr_req(VMRES_PIO, 4, 4, 1), cases[i].req };
+		int err;
+
+		print_message("bad request: %s\n", cases[i].what);
+		failed = 77;
+		err = vmres_system_allocate_ex(sys, &cases[i].req, 1, out, &failed);
+		assert_int_equal(err, cases[i].err);
+		assert_int_equal(failed, 0);
+		failed = 77;
+		err = vmres_system_allocate_ex(sys, batch, 3, out, &failed);
+		assert_int_equal(err, cases[i].err);
+		assert_int_equal(failed, 2);
+		assert_int_equal(addr_ranges(sys, VMRES_PIO), 0);
+		assert_false(id_held(sys, VMRES_DEVICE_ID, 0));
+	}
+	/* Whole-call errors have no index. */
+	assert_int_equal(vmres_system_allocate_ex(NULL, &cases[2].req, 1, out, &failed),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+	assert_int_equal(vmres_system_allocate_ex(sys, NULL, 1, out, &failed),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+	assert_int_equal(vmres_system_allocate_ex(sys, &cases[2].req, 1, NULL, &failed),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_allocate(sys, NULL, 0, NULL), VMRES_OK);
+	assert_int_equal(vmres_allocate_batch(NULL, &cases[2].req, 1, out, &failed),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+static void test_system_bad_frees_and_lookups(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_resource held[2], r, bad;
+	size_t failed;
+	const struct vmres_request reqs[] = { id_req(VMRES_DEVICE_ID, 3),
+					      addr_req(VMRES_MMIO32, 0x1000, 0x1000, 3) };
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	assert_int_equal(vmres_system_allocate(sys, reqs, 2, held), VMRES_OK);
+
+	const struct {
+		struct vmres_resource res;
+		int err;
+	} frees[] = {
+		{ { .kind = VMRES_KIND_COUNT }, VMRES_E_INVALID_ARGUMENT },
+		{ { .kind = VMRES_PIO, .range = { 5, 4 } }, VMRES_E_INVALID_RANGE },
+		{ { .kind = VMRES_DEVICE_ID, .range = { 1, 2 } }, VMRES_E_INVALID_SIZE },
+		{ { .kind = VMRES_DEVICE_ID, .range = { 1ull << 32, 1ull << 32 } },
+		  VMRES_E_OUT_OF_RANGE },
+		{ { .kind = VMRES_DEVICE_ID, .range = { 70000, 70000 } }, VMRES_E_OUT_OF_RANGE },
+		{ { .kind = VMRES_DEVICE_ID, .range = { 9, 9 } }, VMRES_E_NEVER_ALLOCATED },
+		{ { .kind = VMRES_MMIO32,
+		    .range = { held[1].range.start, held[1].range.start + 0xff } },
+		  VMRES_E_NOT_FOUND },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(frees); i++) {
+		struct vmres_resource two[2] = { held[0], frees[i].res };
+
+		assert_int_equal(vmres_system_free_ex(sys, &frees[i].res, 1, &failed),
+				 frees[i].err);
+		assert_int_equal(failed, 0);
+		/* In a pair, the good first entry is freed only if the bad one passes phase 1. */
+		int err = vmres_system_free_ex(sys, two, 2, &failed);
+		assert_int_equal(err, frees[i].err);
+		assert_int_equal(failed, 1);
+		if (id_held(sys, VMRES_DEVICE_ID, held[0].range.start))
+			continue;
+		assert_int_equal(vmres_system_allocate(sys, reqs, 1, &held[0]), VMRES_OK);
+	}
+	assert_int_equal(vmres_system_free_ex(NULL, held, 1, &failed), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+	assert_int_equal(vmres_system_free(sys, NULL, 1), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_free(sys, NULL, 0), VMRES_OK);
+
+	/* Lookups. */
+	assert_int_equal(vmres_system_lookup(NULL, VMRES_PIO, 0, &r), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_PIO, 0, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_KIND_COUNT, 0, &r),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_MMIO32, 0, &r), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, 1ull << 40, &r),
+			 VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_LEGACY_IRQ, 4, &r), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, held[0].range.start, &r),
+			 VMRES_OK);
+	assert_int_equal(r.kind, VMRES_DEVICE_ID);
+	assert_int_equal(r.range.start, r.range.end);
+	assert_int_equal(r.tag, 0); /* ID allocators keep no tags */
+	assert_int_equal(vmres_system_lookup(sys, VMRES_MMIO32, held[1].range.end, &r), VMRES_OK);
+	assert_int_equal(r.tag, 3);
+	assert_null(vmres_system_allocator(NULL, VMRES_PIO));
+	assert_null(vmres_system_allocator(sys, VMRES_KIND_COUNT));
+	assert_int_equal(vmres_system_get_allocator(sys, VMRES_PIO, NULL),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(
+		vmres_system_addr_stats(sys, VMRES_DEVICE_ID, &(struct vmres_addr_stats){ 0 }),
+		VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_layout(sys, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_counters(NULL, NULL), VMRES_E_INVALID_ARGUMENT);
+
+	bad = held[1];
+	assert_int_equal(vmres_system_free(sys, held, 2), VMRES_OK);
+	assert_int_equal(vmres_system_free_ex(sys, &bad, 1, &failed), VMRES_E_NOT_FOUND);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * The memory hook fails at every point of a batch and keeps failing (the
+ * rollback's frees included): each failure returns VMRES_E_NOMEM with its
+ * index and leaves nothing allocated, thanks to the rollback reserve.
+ */
+static void test_system_nomem_at_every_point_rolls_back(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_system_counters c;
+	struct vmres_resource got[6];
+	const struct vmres_request batch[] = {
+		id_req(VMRES_DEVICE_ID, 4),  addr_req(VMRES_PIO, 0x40, 0x40, 4),
+		id_req(VMRES_MSI_GSI, 4),    addr_req(VMRES_MMIO32, 0x2000, 0x1000, 4),
+		id_req(VMRES_LEGACY_IRQ, 4), addr_req(VMRES_MMIO64, 1 << 16, 1 << 16, 4),
+	};
+	/* Some live allocations so the trees have paths to copy. */
+	struct vmres_resource bg[4 * 40];
+	const struct vmres_request bgq[] = { addr_req(VMRES_PIO, 0x10, 0x10, 9),
+					     addr_req(VMRES_MMIO32, 0x1000, 0x1000, 9),
+					     addr_req(VMRES_MMIO64, 0x1000, 0x1000, 9),
+					     id_req(VMRES_MSI_GSI, 9) };
+	bool succeeded = false;
+	int failures = 0;
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	for (size_t i = 0; i < ARRAY_SIZE(bg); i += 4)
+		assert_int_equal(vmres_system_allocate(sys, bgq, 4, &bg[i]), VMRES_OK);
+	for (int64_t k = 0; !succeeded; k++) {
+		size_t failed = 999;
+		int err;
+
+		assert_true(k < 10000);
+		vmres_test_mem_fail_after(&mem, k);
+		err = vmres_system_allocate_ex(sys, batch, ARRAY_SIZE(batch), got, &failed);
+		vmres_test_mem_fail_after(&mem, -1);
+		if (!err) {
+			succeeded = true;
+			break;
+		}
+		failures++;
+		assert_int_equal(err, VMRES_E_NOMEM);
+		assert_true(failed < ARRAY_SIZE(batch));
+		/* Nothing of the batch is left: the background is all there is. */
+		assert_int_equal(addr_ranges(sys, VMRES_PIO), ARRAY_SIZE(bg) / 4);
+		assert_int_equal(addr_ranges(sys, VMRES_MMIO32), ARRAY_SIZE(bg) / 4);
+		assert_int_equal(addr_ranges(sys, VMRES_MMIO64), ARRAY_SIZE(bg) / 4);
+		assert_false(id_held(sys, VMRES_DEVICE_ID, 0));
+		assert_false(id_held(sys, VMRES_LEGACY_IRQ, 5));
+		assert_false(id_held(sys, VMRES_MSI_GSI, 24 + ARRAY_SIZE(bg) / 4));
+	}
+	assert_true(failures > 0);
+	assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+	assert_int_equal(c.rollback_leaks, 0);
+	assert_true(c.rollbacks > 0);
+	assert_true(c.reserve_fallbacks > 0); /* the reserve did the rollbacks' work */
+	print_message("%d injected failures, %llu rollbacks, %llu reserve blocks used\n", failures,
+		      (unsigned long long)c.rollbacks, (unsigned long long)c.reserve_fallbacks);
+	assert_int_equal(vmres_system_free(sys, got, ARRAY_SIZE(got)), VMRES_OK);
+	assert_int_equal(vmres_system_free(sys, bg, ARRAY_SIZE(bg)), VMRES_OK);
+	assert_all_free(sys);
+	vmres_rcu_barrier();
+	/* The stacks are intact: no cycle, no more blocks than were cut. */
+	assert_true(vmres__reserve_free_blocks(sys, 0) <= VMRES__RESERVE_SMALL_COUNT);
+	assert_true(vmres__reserve_free_blocks(sys, 1) <= VMRES__RESERVE_LARGE_COUNT);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/* Frees that fail with the hook failing return NOMEM and keep the resource. */
+static void test_system_free_nomem_keeps_resource(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_resource got[2];
+	const struct vmres_request reqs[] = { id_req(VMRES_DEVICE_ID, 5),
+					      addr_req(VMRES_PIO, 8, 8, 5) };
+	int nomem = 0;
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	assert_int_equal(vmres_system_allocate(sys, reqs, 2, got), VMRES_OK);
+	for (int64_t k = 0;; k++) {
+		size_t failed;
+		int err;
+
+		assert_true(k < 10000);
+		vmres_test_mem_fail_after(&mem, k);
+		err = vmres_system_free_ex(sys, got, 2, &failed);
+		vmres_test_mem_fail_after(&mem, -1);
+		if (!err)
+			break;
+		nomem++;
+		assert_int_equal(err, VMRES_E_NOMEM);
+		/* Entries before the failing one are free, the failing one is not. */
+		if (failed == 1) {
+			assert_false(id_held(sys, VMRES_DEVICE_ID, got[0].range.start));
+			assert_int_equal(addr_ranges(sys, VMRES_PIO), 1);
+			assert_int_equal(vmres_system_free(sys, &got[1], 1), VMRES_OK);
+			break;
+		}
+		assert_int_equal(failed, 0);
+		assert_true(id_held(sys, VMRES_DEVICE_ID, got[0].range.start));
+		assert_int_equal(addr_ranges(sys, VMRES_PIO), 1);
+	}
+	print_message("%d frees refused for lack of memory\n", nomem);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/* A callback table of the embedder's own: the batch rolls back through it too. */
+struct counting_allocator {
+	struct vmres_allocator ops;
+	int taken, given_back, refuse_after;
+};
+
+static int counting_allocate(struct vmres_allocator *self, const struct vmres_request *req,
+			     struct vmres_resource *out)
+{
+	struct counting_allocator *c = (struct counting_allocator *)self;
+
+	if (c->taken >= c->refuse_after)
+		return VMRES_E_EXHAUSTED;
+	*out = (struct vmres_resource){ req->kind,
+					{ (uint64_t)c->taken, (uint64_t)c->taken },
+					req->tag };
+	c->taken++;
+	return VMRES_OK;
+}
+
+static int counting_free(struct vmres_allocator *self, const struct vmres_resource *res)
+{
+	struct counting_allocator *c = (struct counting_allocator *)self;
+
+	(void)res;
+	c->given_back++;
+	return VMRES_OK;
+}
+
+static void test_system_batch_over_foreign_callbacks(void **state)
+{
+	(void)state;
+	struct counting_allocator mine = { { counting_allocate, counting_free }, 0, 0, 2 };
+	struct vmres_allocator *table[VMRES_KIND_COUNT] = { 0 };
+	struct vmres_request reqs[3] = { id_req(VMRES_DEVICE_ID, 1), id_req(VMRES_DEVICE_ID, 1),
+					 id_req(VMRES_DEVICE_ID, 1) };
+	struct vmres_resource out[3];
+	size_t failed;
+
+	table[VMRES_DEVICE_ID] = &mine.ops;
+	assert_int_equal(vmres_allocate_batch(table, reqs, 3, out, &failed), VMRES_E_EXHAUSTED);
+	assert_int_equal(failed, 2);
+	assert_int_equal(mine.taken, 2);
+	assert_int_equal(mine.given_back, 2);
+	reqs[1].kind = VMRES_PIO; /* no callback: refused before anything is taken */
+	assert_int_equal(vmres_allocate_batch(table, reqs, 3, out, &failed), VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 1);
+	assert_int_equal(mine.taken, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_system_default_layout_values),
+		cmocka_unit_test(test_system_kind_names_and_classes),
+		cmocka_unit_test(test_system_create_rejects_bad_layouts),
+		cmocka_unit_test(test_system_create_nomem_at_every_point),
+		cmocka_unit_test(test_system_case_lightweight_vmm),
+		cmocka_unit_test(test_system_case_callbacks_register_unregister),
+		cmocka_unit_test(test_system_callbacks_check_their_kind),
+		cmocka_unit_test(test_system_case_firmware_assigned),
+		cmocka_unit_test(test_system_rollback_when_middle_kind_exhausted),
+		cmocka_unit_test(test_system_bad_requests_are_refused),
+		cmocka_unit_test(test_system_bad_frees_and_lookups),
+		cmocka_unit_test(test_system_nomem_at_every_point_rolls_back),
+		cmocka_unit_test(test_system_free_nomem_keeps_resource),
+		cmocka_unit_test(test_system_batch_over_foreign_callbacks),
+	};
+
+	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
+}
