@@ -47,11 +47,16 @@ if [ "$mode" = quick ]; then
 	flavors=(memb qsbr)
 	run_args=(--benchmark_min_time=0.05 --vmres_max_ranges=100000 --vmres_max_threads=8
 		--vmres_window_s=0.1)
+	mix=()
 else
 	flavors=(memb qsbr bp mb)
-	run_args=(--benchmark_min_time=0.2 --benchmark_repetitions=3
+	run_args=(--benchmark_min_time=0.2 --benchmark_repetitions=5
 		--benchmark_report_aggregates_only=true
 		--vmres_max_ranges=1000000 --vmres_max_threads=8 --vmres_window_s=0.25)
+	# The machine is shared and its load drifts over minutes: interleave the
+	# repetitions of the contention workloads in random order, so ours and
+	# each baseline see the same background on average.
+	mix=(--benchmark_enable_random_interleaving=true)
 fi
 # The lookup workload is what the flavors change; its variants that tell
 # the flavors apart: ours, the rwlock baseline, the ceiling under load.
@@ -95,14 +100,17 @@ run() { # name binary args...
 cmdline="scripts/bench.sh --$mode"
 start=$(date +%s)
 main=$(build_dir memb)/bench
-run id "$main/bench_id" "${run_args[@]}"
-run addr "$main/bench_addr" "${run_args[@]}"
+run id "$main/bench_id" "${run_args[@]}" "${mix[@]}" --benchmark_filter=id_churn
+run id_memory "$main/bench_id" "${run_args[@]}" --benchmark_filter=memory
+run addr "$main/bench_addr" "${run_args[@]}" "${mix[@]}" --benchmark_filter=addr_lookup
+# Not interleaved: each size builds its layout once (10^6 ranges take seconds).
+run addr_scaling "$main/bench_addr" "${run_args[@]}" --benchmark_filter='addr_alloc_scaling|memory'
 if have_system; then
-	run system "$main/bench_system" "${run_args[@]}"
+	run system "$main/bench_system" "${run_args[@]}" "${mix[@]}"
 fi
 for f in "${flavors[@]}"; do
 	[ "$f" = memb ] && continue
-	run "flavor_$f" "$(build_dir "$f")/bench/bench_addr" "${run_args[@]}" \
+	run "flavor_$f" "$(build_dir "$f")/bench/bench_addr" "${run_args[@]}" "${mix[@]}" \
 		--benchmark_filter="$flavor_filter"
 done
 end=$(date +%s)

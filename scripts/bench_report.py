@@ -42,17 +42,22 @@ def load(results):
             continue
         with open(path) as f:
             data = json.load(f)
-        runs = {}
+        runs, cvs = {}, {}
         for b in data.get("benchmarks", []):
             if b.get("error_occurred"):
                 continue
             name = b.get("run_name", b["name"])
             if b.get("run_type") == "aggregate":
+                if b.get("aggregate_name") == "cv":
+                    cvs[name] = b
                 if b.get("aggregate_name") != "median":
                     continue
                 runs[name] = b
             elif name not in runs:
                 runs[name] = b
+        for name, cv in cvs.items():
+            if name in runs:
+                runs[name] = dict(runs[name], cv=cv)
         out[stem] = {"runs": runs, "context": data.get("context", {})}
     return out
 
@@ -63,14 +68,26 @@ def to_ns(entry, key="real_time"):
     return entry[key] * scale
 
 
+# Where each family's runs live: scripts/bench.sh splits some binaries'
+# runs over two files (interleaved contention runs, sequential size sweeps).
+STEMS = {"id": ["id", "id_memory"], "addr": ["addr", "addr_scaling"]}
+
+
 def find(data, stem, pattern):
     """The entry of file `stem` whose run_name matches `pattern` fully."""
-    runs = data.get(stem, {}).get("runs", {})
     rx = re.compile(pattern)
-    for name, entry in runs.items():
-        if rx.fullmatch(name):
-            return entry
+    for s in STEMS.get(stem, [stem]):
+        for name, entry in data.get(s, {}).get("runs", {}).items():
+            if rx.fullmatch(name):
+                return entry
     return None
+
+
+def cv_of(entry, counter):
+    """Coefficient of variation of a counter over the repetitions, or None."""
+    if not entry or "cv" not in entry:
+        return None
+    return entry["cv"].get(counter)
 
 
 def threads_rx(t):
@@ -86,6 +103,21 @@ def lookup(data, stem, variant, t, counter="lookups_per_reader",
            family="addr_lookup_under_hotplug"):
     e = find(data, stem, r"%s/%s%s" % (family, re.escape(variant), threads_rx(t)))
     return e.get(counter) if e else None
+
+
+def lookup_cv(data, stem, variant, t, counter="lookups_per_reader",
+              family="addr_lookup_under_hotplug"):
+    e = find(data, stem, r"%s/%s%s" % (family, re.escape(variant), threads_rx(t)))
+    return cv_of(e, counter)
+
+
+def id_cv(data, impl, size, t):
+    return cv_of(find(data, "id", r"id_churn/%s/%d%s" % (impl, size, threads_rx(t))),
+                 "items_per_second")
+
+
+def with_cv(text, cv):
+    return text if cv is None else "%s ±%.0f%%" % (text, 100 * cv)
 
 
 def paced(data, variant, t, counter="lookups_per_reader"):
@@ -141,7 +173,9 @@ def table(header, rows):
 
 
 def sizes_present(data, impl):
-    runs = data.get("addr", {}).get("runs", {})
+    runs = {}
+    for s in STEMS["addr"]:
+        runs.update(data.get(s, {}).get("runs", {}))
     found = set()
     for name in runs:
         m = re.fullmatch(r"addr_alloc_scaling/%s/(FIRST|LAST)/(\d+)/real_time" % impl, name)
@@ -154,14 +188,17 @@ def sizes_present(data, impl):
 
 def section_id(data, md, targets):
     md.append("### ID churn (alloc/free pairs per second, all threads together)\n")
-    md.append("Ratios are ours divided by the baseline: above 1x we are faster.\n")
+    md.append("Ratios are ours divided by the baseline: above 1x we are faster. Where the run "
+              "has repetitions, each cell is their median and ±N% their coefficient of "
+              "variation (stddev / mean).\n")
     for size in ID_SIZES:
         rows = []
         for t in THREADS:
             v = {i: id_rate(data, i, size, t) for i in ID_IMPLS}
             if all(x is None for x in v.values()):
                 continue
-            rows.append([str(t)] + [fmt_rate(v[i]) for i in ID_IMPLS] +
+            rows.append([str(t)] + [with_cv(fmt_rate(v[i]), id_cv(data, i, size, t))
+                                    for i in ID_IMPLS] +
                         [fmt_ratio(ratio(v["vmres"], v["rustvmm_set_mutex"])),
                          fmt_ratio(ratio(v["vmres"], v["ck_spinlock_bitmap"]))])
         if rows:
@@ -192,7 +229,8 @@ def section_lookup(data, md, targets):
         vals = [lookup(data, "addr", v, t) for v in LOOKUP_VARIANTS]
         if all(x is None for x in vals):
             continue
-        rows.append([str(t)] + [fmt_rate(x) for x in vals])
+        rows.append([str(t)] + [with_cv(fmt_rate(x), lookup_cv(data, "addr", v, t))
+                                for x, v in zip(vals, LOOKUP_VARIANTS)])
     if rows:
         md.append(table(["readers"] + LOOKUP_VARIANTS, rows) + "\n")
     rows = []
@@ -519,8 +557,8 @@ def load_md(data):
     if not loads:
         return ""
     return ("Load average (1/5/15 min) when each binary started, as google-benchmark "
-            "recorded it: %s. On 2 CPUs, anything above about 0 means other processes "
-            "competed for the cores.\n" % "; ".join(loads))
+            "recorded it: %s. On 2 CPUs a load above 2 means more runnable threads than "
+            "CPUs (the suite's own included, averaged over the past minute).\n" % "; ".join(loads))
 
 
 def machine_md(meta):
