@@ -9,7 +9,7 @@
  * continuously (a ring of 64 ranges: allocate one FIRST-fit, free the
  * oldest). Variants:
  *   vmres_rcu        vmres_addr_lookup() / vmres_addr_alloc() on one tree;
- *   rwlock, mutex, ck_brlock
+ *   rwlock, rwlock_writer_pref, mutex, ck_brlock
  *                    the same tree, the writer under the write side, the
  *                    readers calling vmres__addr_lookup_unsynchronized()
  *                    under the read side (bench/baselines/addr_locked_tree.c);
@@ -60,7 +60,7 @@ constexpr uint64_t device_count = 1024;
 constexpr uint64_t device_stride = 1ULL << 20;
 constexpr size_t writer_ring = 64;
 
-enum class variant { rcu, rwlock, mutex, brlock, ceiling, ceiling_busy };
+enum class variant { rcu, rwlock, rwlock_wpref, mutex, brlock, ceiling, ceiling_busy };
 
 struct lookup_fixture {
 	vmres_addr_allocator *a = nullptr;	   /* the tree readers read */
@@ -137,10 +137,15 @@ template <variant V, unsigned PaceUs> void lookup_setup(const benchmark::State &
 	fx.ok = false;
 	if (vmres_addr_allocator_create(0, span_last, &fx.a) || map_devices(fx.a, &fx.devices))
 		return;
-	if (V == variant::rwlock || V == variant::mutex || V == variant::brlock) {
-		enum bl_lock_kind k = V == variant::rwlock  ? BL_LOCK_RWLOCK
-				      : V == variant::mutex ? BL_LOCK_MUTEX
-							    : BL_LOCK_BRLOCK;
+	if (V == variant::rwlock || V == variant::rwlock_wpref || V == variant::mutex ||
+	    V == variant::brlock) {
+		enum bl_lock_kind k = BL_LOCK_BRLOCK;
+		if (V == variant::rwlock)
+			k = BL_LOCK_RWLOCK;
+		else if (V == variant::rwlock_wpref)
+			k = BL_LOCK_RWLOCK_WRITER_PREF;
+		else if (V == variant::mutex)
+			k = BL_LOCK_MUTEX;
 		if (bl_locked_tree_create(k, fx.a, &fx.t))
 			return;
 		bl_locked_tree *t = fx.t;
@@ -500,12 +505,14 @@ void vb::register_benchmarks(const options &o)
 {
 	register_lookup<variant::rcu>("vmres_rcu");
 	register_lookup<variant::rwlock>("rwlock");
+	register_lookup<variant::rwlock_wpref>("rwlock_writer_pref");
 	register_lookup<variant::mutex>("mutex");
 	register_lookup<variant::brlock>("ck_brlock");
 	register_lookup<variant::ceiling>("unsync_ceiling");
 	register_lookup<variant::ceiling_busy>("unsync_ceiling_busy_writer");
 	register_lookup_paced<variant::rcu>("vmres_rcu");
 	register_lookup_paced<variant::rwlock>("rwlock");
+	register_lookup_paced<variant::rwlock_wpref>("rwlock_writer_pref");
 	register_lookup_paced<variant::mutex>("mutex");
 	register_lookup_paced<variant::brlock>("ck_brlock");
 	register_scaling<impl_vmres_addr>(o.max_ranges);

@@ -8,6 +8,9 @@
  * RCU read-side section) under the read side. Three locks:
  *   - pthread_rwlock_t with glibc's default attributes (reader-preferring,
  *     the best case for readers; the writer may wait long);
+ *   - pthread_rwlock_t preferring writers (PTHREAD_RWLOCK_PREFER_WRITER_
+ *     NONRECURSIVE_NP): new readers queue behind a waiting writer, the
+ *     policy of Rust's std::sync::RwLock on Linux, which Rust VMMs use;
  *   - pthread_mutex_t, readers and writers alike (what Arc<Mutex<..>> gives);
  *   - ck_brlock, Concurrency Kit's big-reader lock: a per-reader counter on
  *     its own cache line, writers scan every reader (cheap reads, costly
@@ -22,7 +25,7 @@
  * released the lock, so a reader that takes the lock afterwards cannot reach
  * it.
  */
-#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t under -std=c11 */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np; pthread_rwlock_t under -std=c11 */
 
 #include "baselines.h"
 
@@ -53,6 +56,8 @@ const char *bl_lock_kind_name(enum bl_lock_kind kind)
 	switch (kind) {
 	case BL_LOCK_RWLOCK:
 		return "rwlock";
+	case BL_LOCK_RWLOCK_WRITER_PREF:
+		return "rwlock_writer_pref";
 	case BL_LOCK_MUTEX:
 		return "mutex";
 	case BL_LOCK_BRLOCK:
@@ -74,7 +79,15 @@ int bl_locked_tree_create(enum bl_lock_kind kind, struct vmres_addr_allocator *a
 	memset(t, 0, sizeof(*t));
 	t->kind = kind;
 	t->a = a;
-	pthread_rwlock_init(&t->rw, NULL);
+	if (kind == BL_LOCK_RWLOCK_WRITER_PREF) {
+		pthread_rwlockattr_t attr;
+		pthread_rwlockattr_init(&attr);
+		pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&t->rw, &attr);
+		pthread_rwlockattr_destroy(&attr);
+	} else {
+		pthread_rwlock_init(&t->rw, NULL);
+	}
 	pthread_mutex_init(&t->mutex, NULL);
 	ck_brlock_init(&t->br);
 	*out = t;
@@ -120,6 +133,7 @@ int bl_locked_tree_lookup(struct bl_locked_tree *t, struct bl_reader *r, uint64_
 
 	switch (t->kind) {
 	case BL_LOCK_RWLOCK:
+	case BL_LOCK_RWLOCK_WRITER_PREF:
 		pthread_rwlock_rdlock(&t->rw);
 		err = vmres__addr_lookup_unsynchronized(t->a, addr, out, tag_out);
 		pthread_rwlock_unlock(&t->rw);
@@ -142,6 +156,7 @@ static void write_lock(struct bl_locked_tree *t)
 {
 	switch (t->kind) {
 	case BL_LOCK_RWLOCK:
+	case BL_LOCK_RWLOCK_WRITER_PREF:
 		pthread_rwlock_wrlock(&t->rw);
 		break;
 	case BL_LOCK_MUTEX:
@@ -157,6 +172,7 @@ static void write_unlock(struct bl_locked_tree *t)
 {
 	switch (t->kind) {
 	case BL_LOCK_RWLOCK:
+	case BL_LOCK_RWLOCK_WRITER_PREF:
 		pthread_rwlock_unlock(&t->rw);
 		break;
 	case BL_LOCK_MUTEX:

@@ -64,7 +64,9 @@ int bl_id_bitmap_free(struct bl_id_bitmap *b, uint32_t id);
 size_t bl_id_bitmap_bytes(const struct bl_id_bitmap *b);
 
 /* --- the libvmres tree behind a lock */
-enum bl_lock_kind { BL_LOCK_RWLOCK, BL_LOCK_MUTEX, BL_LOCK_BRLOCK };
+/* RWLOCK: glibc's default (readers first); RWLOCK_WRITER_PREF: new readers
+ * wait while a writer waits, as Rust's std::sync::RwLock does on Linux. */
+enum bl_lock_kind { BL_LOCK_RWLOCK, BL_LOCK_RWLOCK_WRITER_PREF, BL_LOCK_MUTEX, BL_LOCK_BRLOCK };
 struct bl_locked_tree;
 struct bl_reader; /* per reader thread (ck_brlock needs one) */
 /* Takes ownership of @a: destroy destroys it. */
