@@ -8,7 +8,7 @@
 #   the GENERATED markers) and plots (docs/img/*.png, gnuplot).
 #
 # Usage: scripts/bench.sh [--quick | --full] [--no-build] [--no-doc]
-#   --quick  (default) about a minute of running: short runs, no
+#   --quick  (default) under a minute of running: short runs, no
 #            repetitions, live ranges up to 10^5, RCU flavors memb + qsbr.
 #   --full   medians of 3 repetitions, live ranges up to 10^6, RCU flavors
 #            memb, qsbr, bp and mb; under 10 minutes on a 2-core machine.
@@ -45,8 +45,8 @@ jobs=${VMRES_BENCH_JOBS:-2}
 
 if [ "$mode" = quick ]; then
 	flavors=(memb qsbr)
-	run_args=(--benchmark_min_time=0.05 --vmres_max_ranges=100000 --vmres_max_threads=8
-		--vmres_window_s=0.1)
+	run_args=(--benchmark_min_time=0.1 --vmres_max_ranges=100000 --vmres_max_threads=8
+		--vmres_window_s=0.15)
 	mix=()
 else
 	flavors=(memb qsbr bp mb)
