@@ -75,13 +75,8 @@ configure_and_build() { # flavor targets...
 	cmake --build "$dir" -j "$jobs" --target "$@"
 }
 
-# The system layer lands after the allocators (bench/CMakeLists.txt).
-have_system() { [ -f "$root/src/system.cmake" ]; }
-
 if [ "$build" = 1 ]; then
-	main_targets=(bench_id bench_addr)
-	have_system && main_targets+=(bench_system)
-	configure_and_build memb "${main_targets[@]}"
+	configure_and_build memb bench_id bench_addr bench_system
 	for f in "${flavors[@]}"; do
 		[ "$f" = memb ] || configure_and_build "$f" bench_addr
 	done
@@ -105,9 +100,7 @@ run id_memory "$main/bench_id" "${run_args[@]}" --benchmark_filter=memory
 run addr "$main/bench_addr" "${run_args[@]}" "${mix[@]}" --benchmark_filter=addr_lookup
 # Not interleaved: each size builds its layout once (10^6 ranges take seconds).
 run addr_scaling "$main/bench_addr" "${run_args[@]}" --benchmark_filter='addr_alloc_scaling|memory'
-if have_system; then
-	run system "$main/bench_system" "${run_args[@]}" "${mix[@]}"
-fi
+run system "$main/bench_system" "${run_args[@]}" "${mix[@]}"
 for f in "${flavors[@]}"; do
 	[ "$f" = memb ] && continue
 	run "flavor_$f" "$(build_dir "$f")/bench/bench_addr" "${run_args[@]}" "${mix[@]}" \
