@@ -235,6 +235,7 @@ static bool id_take(struct vmres_id_allocator *ids, const struct id_pos *pos, ui
 	vmres__id_index_insert(ids, a);
 	return true;
 }
+
 static bool id_in_range(const struct vmres_id_allocator *ids, uint32_t id)
 {
 	return id >= ids->first && id <= ids->last;
