@@ -315,7 +315,7 @@ void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 		n = next;
 	}
 	/* Retired nodes' callbacks read ids->mem: wait for them first. */
-	vmres__id_rcu_barrier();
+	vmres__rcu_barrier();
 	ops = ids->mem;
 	vmres__mem_free(&ops, ids, sizeof(*ids));
 }
