@@ -233,6 +233,7 @@ struct workload {
 	uint64_t last;
 	uint64_t width; /* last - first, or MAX64 */
 	bool huge;	/* the whole 64-bit span: sizes and alignments up to 2^63 */
+	bool edges;	/* a huge span: addresses clustered near its ends and 2^63 */
 	unsigned long ok;
 	unsigned long failed;
 };
@@ -242,10 +243,60 @@ static uint64_t rnd(struct workload *w, uint64_t bound)
 	return bound ? vmres_test_rand_below(&w->rng, bound) : vmres_test_rand(&w->rng);
 }
 
+/*
+ * Huge spans with tiny ranges near both ends (and around 2^63, 2^32), sizes
+ * from one byte to "everything up to an edge", alignments up to 2^63.
+ */
+static uint64_t pick_edge_size(struct workload *w)
+{
+	uint64_t r = rnd(w, 100);
+
+	if (r < 45)
+		return 1 + rnd(w, 16);
+	if (r < 65)
+		return 1 + rnd(w, 4096);
+	if (r < 78)
+		return (1ull << rnd(w, 64)) + rnd(w, 3) - 1; /* 2^k - 1 .. 2^k + 1 */
+	if (r < 88)
+		return MAX64 - rnd(w, 4096) - (rnd(w, 2) << 63);
+	if (r < 98)
+		return (rnd(w, 0) >> rnd(w, 64)) | 1;
+	return 0; /* invalid */
+}
+
+static uint64_t pick_edge_align(struct workload *w)
+{
+	uint64_t r = rnd(w, 100);
+
+	if (r < 30)
+		return 1;
+	if (r < 60)
+		return 1ull << rnd(w, 13);
+	if (r < 88)
+		return 1ull << (50 + rnd(w, 14));
+	if (r < 97)
+		return 1ull << 63;
+	return r == 97 ? 0 : (1ull << 63) + 1; /* invalid */
+}
+
+static uint64_t pick_edge_addr(struct workload *w, uint64_t align)
+{
+	static const uint64_t bases[] = { 0, MAX64, 1ull << 63, 1ull << 32 };
+	uint64_t r = rnd(w, 10), base, addr;
+
+	base = r < 3 ? w->first : r < 6 ? w->last : r < 9 ? bases[rnd(w, 4)] : rnd(w, 0);
+	addr = base + rnd(w, 8192) - 4096; /* modulo 2^64: a few outside the span */
+	if (align && rnd(w, 10) < 8)
+		addr &= ~(align - 1);
+	return addr;
+}
+
 static uint64_t pick_size(struct workload *w)
 {
 	uint64_t r = rnd(w, 100);
 
+	if (w->edges)
+		return pick_edge_size(w);
 	if (w->huge && r < 20)
 		return (rnd(w, 0) >> rnd(w, 64)) | 1;
 	if (r < 50)
@@ -261,6 +312,8 @@ static uint64_t pick_align(struct workload *w)
 {
 	uint64_t r = rnd(w, 100);
 
+	if (w->edges)
+		return pick_edge_align(w);
 	if (r < 40)
 		return 1;
 	if (r < 97)
@@ -270,9 +323,12 @@ static uint64_t pick_align(struct workload *w)
 
 static uint64_t pick_addr(struct workload *w, uint64_t align)
 {
-	uint64_t off = rnd(w, w->width < MAX64 ? w->width + 9 : 0);
-	uint64_t addr = w->first - 4 + off; /* a few outside, modulo 2^64 */
+	uint64_t addr;
 
+	if (w->edges)
+		return pick_edge_addr(w, align);
+	/* a few outside, modulo 2^64 */
+	addr = w->first - 4 + rnd(w, w->width < MAX64 ? w->width + 9 : 0);
 	if (align && rnd(w, 10) < 8)
 		addr &= ~(align - 1);
 	return addr;
@@ -440,11 +496,31 @@ static void step(struct workload *w, struct vmres_addr_allocator *a, struct mode
 		compare_all(a, m);
 }
 
+/* Huge spans for the edge workload: touching 0, 2^64 - 1, both, neither. */
+static const uint64_t edge_spans[][2] = {
+	{ 0, MAX64 },
+	{ 1, MAX64 },
+	{ 0, MAX64 - 1 },
+	{ 4095, MAX64 - 4095 },
+	{ (1ull << 63) - 5, MAX64 },
+	{ 0, (1ull << 63) + 7 },
+};
+
+#define EDGE_SPANS (sizeof(edge_spans) / sizeof(edge_spans[0]))
+
 static void span_for(struct workload *w, unsigned kind)
 {
 	uint64_t width = 64 + rnd(w, 4000);
 
 	w->huge = false;
+	w->edges = kind >= 4;
+	if (w->edges) {
+		w->first = edge_spans[(kind - 4) % EDGE_SPANS][0];
+		w->last = edge_spans[(kind - 4) % EDGE_SPANS][1];
+		w->width = w->last - w->first;
+		w->huge = true;
+		return;
+	}
 	switch (kind % 4) {
 	case 0: /* somewhere, unaligned */
 		w->first = rnd(w, 0) >> 2;
@@ -505,6 +581,25 @@ static void test_addr_differential_against_model(void **state)
 		run_workload(seed + s, s, 12000, false, &unused);
 }
 
+/*
+ * The same comparison on huge spans (touching 0, 2^64 - 1, both, neither)
+ * with tiny ranges clustered near both ends and around 2^63 and 2^32, sizes
+ * up to 2^64 - 1 and alignments up to 2^63.
+ */
+static void test_addr_differential_huge_spans_edges(void **state)
+{
+	(void)state;
+	uint64_t seed =
+		vmres_test_seed("VMRES_TEST_SEED", "test_addr_differential_huge_spans_edges");
+	unsigned long failures = 0;
+
+	for (unsigned s = 0; s < 2 * EDGE_SPANS; s++)
+		run_workload(seed + s, 4 + s, 6000, false, &failures);
+	for (unsigned s = 0; s < EDGE_SPANS; s++)
+		run_workload(seed ^ 0xed9e, 4 + s, 800, true, &failures);
+	assert_true(failures > 100);
+}
+
 static void test_addr_nomem_at_every_allocation_point(void **state)
 {
 	(void)state;
@@ -545,6 +640,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr_differential_against_model),
+		cmocka_unit_test(test_addr_differential_huge_spans_edges),
 		cmocka_unit_test(test_addr_nomem_at_every_allocation_point),
 		cmocka_unit_test(test_addr_create_nomem),
 	};
