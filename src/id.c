@@ -235,6 +235,7 @@ static bool id_take(struct vmres_id_allocator *ids, const struct id_pos *pos, ui
 	vmres__id_index_insert(ids, a);
 	return true;
 }
+
 static bool id_in_range(const struct vmres_id_allocator *ids, uint32_t id)
 {
 	return id >= ids->first && id <= ids->last;
@@ -314,7 +315,7 @@ void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 		n = next;
 	}
 	/* Retired nodes' callbacks read ids->mem: wait for them first. */
-	vmres__id_rcu_barrier();
+	vmres__rcu_barrier();
 	ops = ids->mem;
 	vmres__mem_free(&ops, ids, sizeof(*ids));
 }

@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "internal/id.h"
 #include "internal/id_list.h"
@@ -18,45 +19,58 @@ static int id_check_fail(int invariant, const char *what, uint32_t lo, uint32_t 
 	return -invariant;
 }
 
-/* The index is checked for lists up to this many nodes (tests stay below). */
-#define ID_CHECK_MAX_NODES 262144
-
 /*
  * At rest, index level l holds exactly the list's nodes of height > l, in
  * list order, none marked (invariants 8 to 10: dying nodes were removed
  * before their operation returned).
  */
-static int id_check_index(struct vmres_id_allocator *ids, struct id_node **order, uint64_t n)
+static int id_check_level(struct vmres_id_allocator *ids, struct id_node **order, uint64_t n, int l)
 {
-	for (int l = 0; l < ID_INDEX_LEVELS; l++) {
-		uintptr_t cur = vmres__uptr_load_acquire(&ids->head_up[l]);
-		uint64_t i = 0;
+	uintptr_t cur = vmres__uptr_load_acquire(&ids->head_up[l]);
+	uint64_t i = 0;
 
-		for (;;) {
-			while (i < n && order[i]->height <= (uint32_t)l)
-				i++;
-			if (cur & ID_UP_MARK)
-				return id_check_fail(9, "marked index pointer at rest", (uint32_t)l,
-						     0);
-			if (!cur && i == n)
-				break;
-			if (!cur || i == n || (struct id_node *)cur != order[i])
-				return id_check_fail(8, "index level differs from the list",
-						     (uint32_t)l, (uint32_t)i);
-			cur = vmres__uptr_load_acquire(&((struct id_node *)cur)->up[l]);
+	for (;;) {
+		while (i < n && order[i]->height <= (uint32_t)l)
 			i++;
-		}
+		if (cur & ID_UP_MARK)
+			return id_check_fail(9, "marked index pointer at rest", (uint32_t)l, 0);
+		if (!cur && i == n)
+			break;
+		if (!cur || i == n || (struct id_node *)cur != order[i])
+			return id_check_fail(8, "index level differs from the list", (uint32_t)l,
+					     (uint32_t)i);
+		cur = vmres__uptr_load_acquire(&((struct id_node *)cur)->up[l]);
+		i++;
 	}
 	return 0;
 }
 
+static int id_check_index(struct vmres_id_allocator *ids, uint64_t n)
+{
+	/* A debug aid outside the allocator's memory: plain malloc, not the hook. */
+	struct id_node **order = malloc((n ? n : 1) * sizeof(*order));
+	struct vmres__pair link = vmres__pair_load(&ids->head);
+	int rc = 0;
+
+	if (!order)
+		return 0; /* cannot check the index without memory; the list was checked */
+	for (uint64_t i = 0; i < n; i++) {
+		order[i] = id_link_node(link.w0);
+		link = vmres__pair_load(&order[i]->link);
+	}
+	for (int l = 0; l < ID_INDEX_LEVELS && !rc; l++)
+		rc = id_check_level(ids, order, n, l);
+	free(order);
+	return rc;
+}
+
 int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stats)
 {
-	static struct id_node *order[ID_CHECK_MAX_NODES]; /* quiet allocator, one checker */
 	struct vmres__id_stats st = { 0 };
 	struct vmres__pair link = vmres__pair_load(&ids->head);
 	bool in_front_dead = false;
 	uint64_t floor = ids->first; /* the smallest ID the next interval may hold */
+	int rc;
 
 	if (link.w0 & ID_LINK_FROZEN)
 		return id_check_fail(5, "head link frozen", 0, 0);
@@ -79,8 +93,7 @@ int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stat
 			return id_check_fail(3, "interval hi differs from the node's key", lo, hi);
 		if (x->height > ID_INDEX_LEVELS)
 			return id_check_fail(8, "node taller than the index", lo, hi);
-		if (st.nodes <= ID_CHECK_MAX_NODES)
-			order[st.nodes - 1] = x;
+
 		if (!(link.w0 & ID_LINK_DEL)) {
 			st.intervals++;
 			st.free_ids += (uint64_t)hi - lo + 1;
@@ -93,12 +106,9 @@ int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stat
 		if ((link.w0 & ID_LINK_FROZEN) && !in_front_dead)
 			return id_check_fail(5, "frozen link of a live node", lo, hi);
 	}
-	if (st.nodes <= ID_CHECK_MAX_NODES) {
-		int rc = id_check_index(ids, order, st.nodes);
-
-		if (rc)
-			return rc;
-	}
+	rc = id_check_index(ids, st.nodes);
+	if (rc)
+		return rc;
 	if (stats)
 		*stats = st;
 	return 0;

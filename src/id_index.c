@@ -47,15 +47,6 @@
 #include "internal/mem.h"
 #include "internal/rcu.h"
 
-#ifdef VMRES__TSAN
-/*
- * TSAN cannot see that rcu_barrier() waits for the callbacks (futexes in
- * liburcu): each callback releases this token when done, and destroy acquires
- * it after the barrier (vmres__id_rcu_barrier()).
- */
-static char id_barrier_token;
-#endif
-
 /* initial-exec: a plain %fs-relative access, no __tls_get_addr call. */
 __attribute__((tls_model("initial-exec"))) _Thread_local uint64_t vmres__id_search_steps;
 
@@ -113,19 +104,8 @@ static void node_free_rcu(struct rcu_head *head)
 		(struct id_node *)(void *)((char *)head - offsetof(struct id_node, rcu));
 
 	vmres__mem_free(&n->owner->mem, n, node_size(n->height));
-#ifdef VMRES__TSAN
-	/* Pairs with the acquire in vmres__id_rcu_barrier(). */
-	__tsan_release(&id_barrier_token);
-#endif
-}
-
-void vmres__id_rcu_barrier(void)
-{
-	vmres__rcu_barrier();
-#ifdef VMRES__TSAN
-	/* Pairs with the release at the end of node_free_rcu(). */
-	__tsan_acquire(&id_barrier_token);
-#endif
+	/* Orders the free before destroy's vmres__rcu_barrier() under TSAN. */
+	vmres__rcu_callback_exit();
 }
 
 /* The slot holding level @l + 1's pointer out of @pred (NULL: the head). */

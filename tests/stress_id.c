@@ -45,12 +45,13 @@ static void stress_error(struct stress *s, const char *what, uint32_t id, int rc
 static void claim(struct worker *w, uint32_t id)
 {
 	uint32_t nobody = 0;
-	uint32_t *slot = &w->s->owner[id - w->s->first];
+	uint32_t *slot;
 
 	if (id < w->s->first || id - w->s->first >= w->s->size) {
 		stress_error(w->s, "ID outside the range", id, 0);
 		return;
 	}
+	slot = &w->s->owner[id - w->s->first];
 	/* Relaxed is enough: the allocator's CASes order the hand-overs. */
 	if (!__atomic_compare_exchange_n(slot, &nobody, w->index + 1, false, __ATOMIC_RELAXED,
 					 __ATOMIC_RELAXED)) {

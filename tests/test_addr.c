@@ -262,6 +262,62 @@ static void test_addr_foreach_order_and_stop(void **state)
 	vmres_addr_allocator_destroy(a);
 }
 
+struct reenter {
+	struct vmres_addr_allocator *a;
+	struct vmres_range seen[16];
+	struct vmres_range made[16];
+	int n;
+};
+
+/* A callback that reads and writes the allocator whose snapshot it walks. */
+static int reenter_fn(void *ctx, struct vmres_range r, uint64_t tag)
+{
+	struct reenter *c = ctx;
+	struct vmres_range got = { 0, 0 };
+	struct vmres_addr_stats s;
+	uint64_t t = 0;
+
+	assert_true(c->n < 16);
+	assert_int_equal(vmres_addr_lookup(c->a, r.start, &got, &t), 0);
+	assert_true(got.start == r.start && got.end == r.end && t == tag);
+	assert_int_equal(vmres_addr_free(c->a, r), 0);
+	assert_int_equal(vmres_addr_lookup(c->a, r.start, NULL, NULL), VMRES_E_NOT_FOUND);
+	assert_int_equal(alloc_req(c->a, VMRES_LAST_MATCH, 1, 1, 0, &c->made[c->n]), 0);
+	assert_int_equal(vmres_addr_stats(c->a, &s), 0);
+	assert_int_equal(s.ranges, 8);
+	assert_int_equal(vmres__addr_check(c->a), 0);
+	c->seen[c->n++] = r;
+	return 0;
+}
+
+/* foreach's callback may call lookup, alloc, free, stats: the walk stays on its snapshot. */
+static void test_addr_foreach_callback_reenters(void **state)
+{
+	(void)state;
+	struct vmres_test_mem tm;
+	struct vmres_mem_ops ops;
+	struct reenter c = { 0 };
+	struct collect after = { .stop_at = -1 };
+
+	vmres_test_mem_init(&tm);
+	ops = vmres_test_mem_ops(&tm);
+	assert_int_equal(vmres_addr_allocator_create_ex(0, 0xffff, &ops, &c.a), 0);
+	for (uint64_t i = 0; i < 8; i++)
+		exact(c.a, 0x100 * i, 0x100 * i + 0x1f);
+	assert_int_equal(vmres_addr_foreach(c.a, reenter_fn, &c), 0);
+	assert_int_equal(c.n, 8); /* the old snapshot, none of the callback's ranges */
+	for (int i = 0; i < 8; i++)
+		assert_true(c.seen[i].start == 0x100u * (unsigned)i &&
+			    c.seen[i].end == 0x100u * (unsigned)i + 0x1f);
+	assert_int_equal(vmres_addr_foreach(c.a, collect_fn, &after), 0);
+	assert_int_equal(after.n, 8);
+	for (int i = 0; i < 8; i++)
+		assert_true(after.r[i].start == 0xffff - 7 + (uint64_t)i &&
+			    after.r[i].start == c.made[7 - i].start);
+	vmres_addr_allocator_destroy(c.a);
+	assert_int_equal(vmres_test_mem_live_blocks(&tm), 0);
+}
+
 /* FIRST/LAST/EXACT with every alignment 2^0 .. 2^40, around an obstacle. */
 static void test_addr_alignment_placement(void **state)
 {
@@ -502,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_addr_free_errors),
 		cmocka_unit_test(test_addr_lookup),
 		cmocka_unit_test(test_addr_foreach_order_and_stop),
+		cmocka_unit_test(test_addr_foreach_callback_reenters),
 		cmocka_unit_test(test_addr_alignment_placement),
 		cmocka_unit_test(test_addr_alignment_continuation),
 		cmocka_unit_test(test_addr_whole_64bit_span),

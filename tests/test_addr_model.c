@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 /*
- * Address allocator against a brute-force reference model: a sorted array
- * of allocations whose fits are found by scanning every gap with 128-bit
- * arithmetic (so the model shares none of the allocator's overflow
- * reasoning). Thousands of random operations per seed over several seeds and
+ * Address allocator against a brute-force reference model (addr_model.h: a
+ * sorted array of allocations whose fits are found by scanning every gap
+ * with 128-bit arithmetic, so the model shares none of the allocator's
+ * overflow reasoning). Thousands of random operations per seed over several seeds and
  * spans (small, touching 0, touching UINT64_MAX, the whole 64-bit space);
  * every result, error and out-value is compared, and the invariant checker
  * runs after each operation. Replay with VMRES_TEST_SEED=<seed>.
@@ -22,208 +22,7 @@
 
 #include "internal/addr_tree.h"
 
-#define MAX64 UINT64_MAX
-
-typedef unsigned __int128 u128;
-
-struct mrange {
-	uint64_t start;
-	uint64_t end;
-	uint64_t tag;
-};
-
-struct model {
-	uint64_t first;
-	uint64_t last;
-	struct mrange *r;
-	size_t n;
-	size_t cap;
-};
-
-/* --- the reference model ------------------------------------------------- */
-
-static void model_insert(struct model *m, struct mrange x)
-{
-	size_t i = 0;
-
-	if (m->n == m->cap) {
-		m->cap = m->cap ? 2 * m->cap : 64;
-		m->r = realloc(m->r, m->cap * sizeof(*m->r));
-		assert_non_null(m->r);
-	}
-	while (i < m->n && m->r[i].start < x.start)
-		i++;
-	memmove(&m->r[i + 1], &m->r[i], (m->n - i) * sizeof(*m->r));
-	m->r[i] = x;
-	m->n++;
-}
-
-static bool model_overlaps(const struct model *m, u128 s, u128 e)
-{
-	for (size_t i = 0; i < m->n; i++)
-		if (m->r[i].start <= e && s <= m->r[i].end)
-			return true;
-	return false;
-}
-
-/* Lowest (FIRST) or highest (LAST) aligned fit in the gap [gs, ge]. */
-static bool gap_fit(enum vmres_policy p, u128 gs, u128 ge, u128 size, u128 align, u128 *at)
-{
-	u128 lo = (gs + align - 1) / align * align;
-
-	if (ge - gs + 1 < size)
-		return false;
-	if (p == VMRES_FIRST_MATCH) {
-		*at = lo;
-		return lo + size - 1 <= ge;
-	}
-	*at = (ge + 1 - size) / align * align;
-	return *at >= gs;
-}
-
-/* Scan every free gap in address order; keep the first or the last fit. */
-static bool model_fit(const struct model *m, enum vmres_policy p, u128 size, u128 align,
-		      uint64_t *found)
-{
-	u128 gs = m->first, at, best = 0;
-	bool any = false;
-
-	for (size_t i = 0; i <= m->n; i++) {
-		u128 next = i < m->n ? (u128)m->r[i].start : (u128)m->last + 1;
-
-		if (next > gs && gap_fit(p, gs, next - 1, size, align, &at)) {
-			best = at;
-			any = true;
-			if (p == VMRES_FIRST_MATCH)
-				break;
-		}
-		if (i < m->n)
-			gs = (u128)m->r[i].end + 1;
-	}
-	if (any)
-		*found = (uint64_t)best;
-	return any;
-}
-
-static int model_alloc(struct model *m, const struct vmres_addr_request *q, struct vmres_range *out)
-{
-	uint64_t start;
-
-	if (q->size == 0)
-		return VMRES_E_INVALID_SIZE;
-	if (q->align == 0 || (q->align & (q->align - 1)))
-		return VMRES_E_INVALID_ALIGNMENT;
-	if (q->policy == VMRES_EXACT_MATCH) {
-		u128 e = (u128)q->addr + q->size - 1;
-
-		if (q->addr % q->align)
-			return VMRES_E_UNALIGNED_ADDRESS;
-		if (q->addr < m->first || e > m->last)
-			return VMRES_E_OUT_OF_RANGE;
-		if (model_overlaps(m, q->addr, e))
-			return VMRES_E_IN_USE;
-		start = q->addr;
-	} else if (!model_fit(m, q->policy, q->size, q->align, &start)) {
-		return VMRES_E_EXHAUSTED;
-	}
-	*out = (struct vmres_range){ start, start + (q->size - 1) };
-	model_insert(m, (struct mrange){ out->start, out->end, q->tag });
-	return 0;
-}
-
-static int model_free(struct model *m, struct vmres_range r)
-{
-	if (r.start > r.end)
-		return VMRES_E_INVALID_RANGE;
-	for (size_t i = 0; i < m->n; i++) {
-		if (m->r[i].start == r.start && m->r[i].end == r.end) {
-			memmove(&m->r[i], &m->r[i + 1], (m->n - i - 1) * sizeof(*m->r));
-			m->n--;
-			return 0;
-		}
-	}
-	return VMRES_E_NOT_FOUND;
-}
-
-static int model_lookup(const struct model *m, uint64_t addr, struct vmres_range *out,
-			uint64_t *tag)
-{
-	if (addr < m->first || addr > m->last)
-		return VMRES_E_OUT_OF_RANGE;
-	for (size_t i = 0; i < m->n; i++) {
-		if (m->r[i].start <= addr && addr <= m->r[i].end) {
-			*out = (struct vmres_range){ m->r[i].start, m->r[i].end };
-			*tag = m->r[i].tag;
-			return 0;
-		}
-	}
-	return VMRES_E_NOT_FOUND;
-}
-
-static uint64_t sat(u128 x)
-{
-	return x > MAX64 ? MAX64 : (uint64_t)x;
-}
-
-static struct vmres_addr_stats model_stats(const struct model *m)
-{
-	u128 bytes = 0, largest = 0, gs = m->first;
-
-	for (size_t i = 0; i < m->n; i++) {
-		bytes += (u128)m->r[i].end - m->r[i].start + 1;
-		if (m->r[i].start > gs && m->r[i].start - gs > largest)
-			largest = m->r[i].start - gs;
-		gs = (u128)m->r[i].end + 1;
-	}
-	if ((u128)m->last + 1 - gs > largest && (u128)m->last + 1 > gs)
-		largest = (u128)m->last + 1 - gs;
-	return (struct vmres_addr_stats){ m->n, sat(bytes), sat(largest) };
-}
-
-/* --- comparing the allocator with the model ------------------------------ */
-
-struct snap {
-	struct mrange *r;
-	size_t n;
-	size_t cap;
-	size_t stop_after;
-};
-
-static int snap_fn(void *ctx, struct vmres_range r, uint64_t tag)
-{
-	struct snap *s = ctx;
-
-	if (s->n == s->stop_after)
-		return 7;
-	if (s->n == s->cap) {
-		s->cap = s->cap ? 2 * s->cap : 64;
-		s->r = realloc(s->r, s->cap * sizeof(*s->r));
-		assert_non_null(s->r);
-	}
-	s->r[s->n++] = (struct mrange){ r.start, r.end, tag };
-	return 0;
-}
-
-static void compare_all(struct vmres_addr_allocator *a, const struct model *m)
-{
-	struct snap s = { .stop_after = SIZE_MAX };
-	struct vmres_addr_stats got, want = model_stats(m);
-
-	assert_int_equal(vmres_addr_foreach(a, snap_fn, &s), 0);
-	assert_int_equal(s.n, m->n);
-	assert_memory_equal(s.r, m->r, m->n * sizeof(*m->r));
-	if (m->n > 2) {
-		s.n = 0;
-		s.stop_after = m->n / 2;
-		assert_int_equal(vmres_addr_foreach(a, snap_fn, &s), 7);
-		assert_int_equal(s.n, m->n / 2);
-	}
-	free(s.r);
-	assert_int_equal(vmres_addr_stats(a, &got), 0);
-	assert_int_equal(got.ranges, want.ranges);
-	assert_int_equal(got.allocated_bytes, want.allocated_bytes);
-	assert_int_equal(got.largest_free, want.largest_free);
-}
+#include "addr_model.h"
 
 /* --- the random workload -------------------------------------------------- */
 
@@ -233,6 +32,7 @@ struct workload {
 	uint64_t last;
 	uint64_t width; /* last - first, or MAX64 */
 	bool huge;	/* the whole 64-bit span: sizes and alignments up to 2^63 */
+	bool edges;	/* a huge span: addresses clustered near its ends and 2^63 */
 	unsigned long ok;
 	unsigned long failed;
 };
@@ -242,10 +42,60 @@ static uint64_t rnd(struct workload *w, uint64_t bound)
 	return bound ? vmres_test_rand_below(&w->rng, bound) : vmres_test_rand(&w->rng);
 }
 
+/*
+ * Huge spans with tiny ranges near both ends (and around 2^63, 2^32), sizes
+ * from one byte to "everything up to an edge", alignments up to 2^63.
+ */
+static uint64_t pick_edge_size(struct workload *w)
+{
+	uint64_t r = rnd(w, 100);
+
+	if (r < 45)
+		return 1 + rnd(w, 16);
+	if (r < 65)
+		return 1 + rnd(w, 4096);
+	if (r < 78)
+		return (1ull << rnd(w, 64)) + rnd(w, 3) - 1; /* 2^k - 1 .. 2^k + 1 */
+	if (r < 88)
+		return MAX64 - rnd(w, 4096) - (rnd(w, 2) << 63);
+	if (r < 98)
+		return (rnd(w, 0) >> rnd(w, 64)) | 1;
+	return 0; /* invalid */
+}
+
+static uint64_t pick_edge_align(struct workload *w)
+{
+	uint64_t r = rnd(w, 100);
+
+	if (r < 30)
+		return 1;
+	if (r < 60)
+		return 1ull << rnd(w, 13);
+	if (r < 88)
+		return 1ull << (50 + rnd(w, 14));
+	if (r < 97)
+		return 1ull << 63;
+	return r == 97 ? 0 : (1ull << 63) + 1; /* invalid */
+}
+
+static uint64_t pick_edge_addr(struct workload *w, uint64_t align)
+{
+	static const uint64_t bases[] = { 0, MAX64, 1ull << 63, 1ull << 32 };
+	uint64_t r = rnd(w, 10), base, addr;
+
+	base = r < 3 ? w->first : r < 6 ? w->last : r < 9 ? bases[rnd(w, 4)] : rnd(w, 0);
+	addr = base + rnd(w, 8192) - 4096; /* modulo 2^64: a few outside the span */
+	if (align && rnd(w, 10) < 8)
+		addr &= ~(align - 1);
+	return addr;
+}
+
 static uint64_t pick_size(struct workload *w)
 {
 	uint64_t r = rnd(w, 100);
 
+	if (w->edges)
+		return pick_edge_size(w);
 	if (w->huge && r < 20)
 		return (rnd(w, 0) >> rnd(w, 64)) | 1;
 	if (r < 50)
@@ -261,6 +111,8 @@ static uint64_t pick_align(struct workload *w)
 {
 	uint64_t r = rnd(w, 100);
 
+	if (w->edges)
+		return pick_edge_align(w);
 	if (r < 40)
 		return 1;
 	if (r < 97)
@@ -270,9 +122,12 @@ static uint64_t pick_align(struct workload *w)
 
 static uint64_t pick_addr(struct workload *w, uint64_t align)
 {
-	uint64_t off = rnd(w, w->width < MAX64 ? w->width + 9 : 0);
-	uint64_t addr = w->first - 4 + off; /* a few outside, modulo 2^64 */
+	uint64_t addr;
 
+	if (w->edges)
+		return pick_edge_addr(w, align);
+	/* a few outside, modulo 2^64 */
+	addr = w->first - 4 + rnd(w, w->width < MAX64 ? w->width + 9 : 0);
 	if (align && rnd(w, 10) < 8)
 		addr &= ~(align - 1);
 	return addr;
@@ -440,11 +295,31 @@ static void step(struct workload *w, struct vmres_addr_allocator *a, struct mode
 		compare_all(a, m);
 }
 
+/* Huge spans for the edge workload: touching 0, 2^64 - 1, both, neither. */
+static const uint64_t edge_spans[][2] = {
+	{ 0, MAX64 },
+	{ 1, MAX64 },
+	{ 0, MAX64 - 1 },
+	{ 4095, MAX64 - 4095 },
+	{ (1ull << 63) - 5, MAX64 },
+	{ 0, (1ull << 63) + 7 },
+};
+
+#define EDGE_SPANS (sizeof(edge_spans) / sizeof(edge_spans[0]))
+
 static void span_for(struct workload *w, unsigned kind)
 {
 	uint64_t width = 64 + rnd(w, 4000);
 
 	w->huge = false;
+	w->edges = kind >= 4;
+	if (w->edges) {
+		w->first = edge_spans[(kind - 4) % EDGE_SPANS][0];
+		w->last = edge_spans[(kind - 4) % EDGE_SPANS][1];
+		w->width = w->last - w->first;
+		w->huge = true;
+		return;
+	}
 	switch (kind % 4) {
 	case 0: /* somewhere, unaligned */
 		w->first = rnd(w, 0) >> 2;
@@ -505,6 +380,25 @@ static void test_addr_differential_against_model(void **state)
 		run_workload(seed + s, s, 12000, false, &unused);
 }
 
+/*
+ * The same comparison on huge spans (touching 0, 2^64 - 1, both, neither)
+ * with tiny ranges clustered near both ends and around 2^63 and 2^32, sizes
+ * up to 2^64 - 1 and alignments up to 2^63.
+ */
+static void test_addr_differential_huge_spans_edges(void **state)
+{
+	(void)state;
+	uint64_t seed =
+		vmres_test_seed("VMRES_TEST_SEED", "test_addr_differential_huge_spans_edges");
+	unsigned long failures = 0;
+
+	for (unsigned s = 0; s < 2 * EDGE_SPANS; s++)
+		run_workload(seed + s, 4 + s, 6000, false, &failures);
+	for (unsigned s = 0; s < EDGE_SPANS; s++)
+		run_workload(seed ^ 0xed9e, 4 + s, 800, true, &failures);
+	assert_true(failures > 100);
+}
+
 static void test_addr_nomem_at_every_allocation_point(void **state)
 {
 	(void)state;
@@ -545,6 +439,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr_differential_against_model),
+		cmocka_unit_test(test_addr_differential_huge_spans_edges),
 		cmocka_unit_test(test_addr_nomem_at_every_allocation_point),
 		cmocka_unit_test(test_addr_create_nomem),
 	};

@@ -44,7 +44,8 @@
  * @min_start:    lowest start in this subtree
  * @max_end:      highest end in this subtree
  * @gap_max:      size of the largest free gap strictly between two ranges of
- *                this subtree (0 if none); such a gap is < 2^64 - 2
+ *                this subtree (0 if none); such a gap is <= 2^64 - 2
+ *                (ranges [0, 0] and [2^64 - 1, 2^64 - 1])
  * @height:       1 for a leaf
  * @fresh:        built by the running writer and not yet published: the
  *                writer may still change it in place (cleared before publish)

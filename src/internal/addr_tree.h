@@ -29,8 +29,11 @@
  * either no writer runs (a frozen tree), or every writer call
  * (vmres_addr_alloc/free) is excluded by the caller's own lock (a
  * pthread_rwlock held for reading here, for writing around the writer).
- * A writer still retires replaced nodes through call_rcu, which frees them
- * only after the writer has returned, so lock-excluded readers are safe.
+ * A writer still retires replaced nodes through call_rcu, whose callback may
+ * free them as soon as the writer leaves its read-side section (before it
+ * returns, before the caller drops its lock); lock-excluded readers are safe
+ * all the same: a reader that takes the lock after the writer loads the new
+ * version and never reaches a node that writer replaced.
  * The calling thread need not be registered with RCU.
  */
 int vmres__addr_lookup_unsynchronized(struct vmres_addr_allocator *a, uint64_t addr,
@@ -46,7 +49,8 @@ int vmres__addr_lookup_unsynchronized(struct vmres_addr_allocator *a, uint64_t a
  * version's totals (range count, saturated byte sum, retire capacity).
  *
  * Return: 0 if all hold, otherwise the (positive) number of the first
- * invariant found broken; prints a line describing it to stderr.
+ * invariant found broken; prints a line describing it to stderr. -1 if @a
+ * is NULL.
  *
  * Context: a registered thread, no concurrent writer on @a.
  */

@@ -109,9 +109,6 @@ void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n);
  */
 extern __attribute__((tls_model("initial-exec"))) _Thread_local uint64_t vmres__id_search_steps;
 
-/* rcu_barrier(), annotated for TSAN: every retired node is freed on return. */
-void vmres__id_rcu_barrier(void);
-
 /* src/id_index.c: the skip-list index over the list (hints only). */
 
 /* After the CAS that put @n in the list: enter it in its index levels. */
