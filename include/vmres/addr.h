@@ -221,7 +221,15 @@ VMRES_API int vmres_addr_foreach(struct vmres_addr_allocator *a,
  * Context: any registered thread, concurrently with any call but destroy.
  * Wait-free, O(1): the three values belong to the same instant.
  */
+#if defined(__cplusplus) && defined(__GNUC__) && !defined(__clang__)
+/* The pinned name is both a struct and a function; g++ -Wshadow objects in C++. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 VMRES_API int vmres_addr_stats(struct vmres_addr_allocator *a, struct vmres_addr_stats *out);
+#if defined(__cplusplus) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #ifdef __cplusplus
 }

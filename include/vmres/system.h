@@ -333,7 +333,15 @@ VMRES_API int vmres_system_layout(struct vmres_system *sys, struct vmres_layout 
  *
  * Context: any registered thread.
  */
+#if defined(__cplusplus) && defined(__GNUC__) && !defined(__clang__)
+/* Both a struct and a function, as vmres_addr_stats; g++ -Wshadow objects in C++. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 VMRES_API int vmres_system_counters(struct vmres_system *sys, struct vmres_system_counters *out);
+#if defined(__cplusplus) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,7 @@ run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/cmake-build"
     "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/cmake-build")
 run("${WORK_DIR}/cmake-build/consumer")
+run("${WORK_DIR}/cmake-build/consumer_cxx")
 
 # 2. pkg-config (libdir may be lib or lib/<multiarch>: find vmres.pc)
 file(GLOB_RECURSE pc_files "${prefix}/vmres.pc")
