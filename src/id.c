@@ -280,6 +280,11 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 	ids = vmres__mem_alloc(&ops, sizeof(*ids));
 	if (!ids)
 		return VMRES_E_NOMEM;
+	if (!vmres__id_aligned(ids)) {
+		/* The hook breaks its contract; the head would fault (cmpxchg16b). */
+		vmres__mem_free(&ops, ids, sizeof(*ids));
+		return VMRES_E_INVALID_ARGUMENT;
+	}
 	ids->mem = ops;
 	ids->first = first;
 	ids->last = last;

@@ -82,6 +82,10 @@ struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t ke
 
 	if (!n)
 		return NULL;
+	if (!vmres__id_aligned(n)) {
+		vmres__mem_free(&ids->mem, n, node_size(height)); /* untouched: no fault */
+		return NULL;
+	}
 	n->link = (struct vmres__pair){ 0, 0 };
 	n->owner = ids;
 	n->key = key;

@@ -716,6 +716,69 @@ static void test_id_random_nomem_and_no_leak(void **state)
 	model_fini(&m);
 }
 
+/*
+ * A memory hook that breaks its contract: blocks only 8-aligned once
+ * @misalign is set. The allocator needs 16 (cmpxchg16b, 16-byte loads fault
+ * on anything less): it must refuse such a block, not crash on it.
+ */
+struct align8_mem {
+	int misalign;
+	int64_t live;
+};
+
+static void *align8_alloc(void *ctx, size_t size)
+{
+	struct align8_mem *m = ctx;
+	char *p = malloc(size + 16); /* 16-aligned */
+
+	if (!p)
+		return NULL;
+	m->live++;
+	return m->misalign ? p + 8 : p;
+}
+
+static void align8_free(void *ctx, void *p, size_t size)
+{
+	struct align8_mem *m = ctx;
+
+	(void)size;
+	m->live--;
+	free((char *)p - ((uintptr_t)p & 8));
+}
+
+static void test_id_misaligned_hook_refused(void **state)
+{
+	(void)state;
+	struct align8_mem m = { 1, 0 };
+	struct vmres_mem_ops ops = { align8_alloc, align8_free, &m };
+	struct vmres_id_allocator *ids = NULL;
+
+	/* The allocator's own block is misaligned: refused, nothing kept. */
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_E_INVALID_ARGUMENT);
+	assert_null(ids);
+	assert_int_equal(m.live, 0);
+
+	/* Later nodes misaligned: those calls fail as if out of memory. */
+	m.misalign = 0;
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	m.misalign = 1;
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_NOMEM);
+	assert_int_equal(vmres_id_alloc_at(ids, 50), VMRES_E_NOMEM);
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(m.live, 2);
+	assert_int_equal(alloc_ok(ids), 10); /* needs no node */
+	check_ok(ids);
+	m.misalign = 0;
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_int_equal(alloc_ok(ids), 5);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(m.live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -734,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_id_differential_against_bitmap),
 		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),
 		cmocka_unit_test(test_id_random_nomem_and_no_leak),
+		cmocka_unit_test(test_id_misaligned_hook_refused),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
