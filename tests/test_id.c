@@ -723,7 +723,7 @@ static void test_id_random_nomem_and_no_leak(void **state)
  */
 struct align8_mem {
 	int misalign;
-	int64_t live;
+	int64_t live; /* atomic */
 };
 
 static void *align8_alloc(void *ctx, size_t size)
@@ -733,7 +733,7 @@ static void *align8_alloc(void *ctx, size_t size)
 
 	if (!p)
 		return NULL;
-	m->live++;
+	__atomic_fetch_add(&m->live, 1, __ATOMIC_RELAXED); /* frees come from call_rcu */
 	return m->misalign ? p + 8 : p;
 }
 
@@ -742,7 +742,7 @@ static void align8_free(void *ctx, void *p, size_t size)
 	struct align8_mem *m = ctx;
 
 	(void)size;
-	m->live--;
+	__atomic_fetch_sub(&m->live, 1, __ATOMIC_RELAXED);
 	free((char *)p - ((uintptr_t)p & 8));
 }
 
@@ -756,7 +756,7 @@ static void test_id_misaligned_hook_refused(void **state)
 	/* The allocator's own block is misaligned: refused, nothing kept. */
 	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_E_INVALID_ARGUMENT);
 	assert_null(ids);
-	assert_int_equal(m.live, 0);
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
 
 	/* Later nodes misaligned: those calls fail as if out of memory. */
 	m.misalign = 0;
@@ -768,7 +768,7 @@ static void test_id_misaligned_hook_refused(void **state)
 	assert_int_equal(vmres_id_alloc_at(ids, 50), VMRES_E_NOMEM);
 	assert_true(vmres_id_is_allocated(ids, 5));
 	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_NEVER_ALLOCATED);
-	assert_int_equal(m.live, 2);
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 2);
 	assert_int_equal(alloc_ok(ids), 10); /* needs no node */
 	check_ok(ids);
 	m.misalign = 0;
@@ -776,7 +776,7 @@ static void test_id_misaligned_hook_refused(void **state)
 	assert_int_equal(alloc_ok(ids), 5);
 	vmres_id_allocator_destroy(ids);
 	vmres_rcu_barrier();
-	assert_int_equal(m.live, 0);
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
 }
 
 int main(void)
