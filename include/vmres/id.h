@@ -156,7 +156,9 @@ VMRES_API int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id);
  * @ids: the allocator
  * @id:  any value
  *
- * A lookup: allocates nothing, changes nothing. O(log F).
+ * A lookup: takes no memory from the hook and changes no ID's state; it may
+ * finish a deletion another call started (helping), which retires a node
+ * with call_rcu(). O(log F).
  *
  * Return: true exactly when @id is held at the call's linearization point;
  * false for NULL @ids and for IDs outside the range.
