@@ -420,6 +420,8 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
  * free and is_allocated answer is known exactly (free after its own free must
  * say ALREADY_FREED, never NEVER_ALLOCATED). Neighbouring IDs belong to other
  * threads, so merges, inserts, splits and deletions race on the same links.
+ * Every other round the memory hook fails at random: a call that needed a
+ * node may then say NOMEM, and must have changed nothing.
  */
 #define ZONE_THREADS 3
 #define EXACT_THREADS 5
@@ -434,7 +436,9 @@ struct exact_run {
 	uint32_t *owner;   /* atomic, zone IDs only */
 	double deadline;
 	uint64_t seed;
-	int errors; /* atomic */
+	int errors;		/* atomic */
+	uint32_t fail_permille; /* the hook fails this share of allocations */
+	int64_t live;		/* atomic: blocks the hook has out */
 };
 
 struct exact_worker {
@@ -450,6 +454,50 @@ static void exact_error(struct exact_run *r, const char *what, uint32_t id, int 
 			vmres_error_name(rc), vmres_error_name(want));
 }
 
+/* Per-thread stream for the hook's failures (no shared state to race on). */
+static _Thread_local uint64_t flaky_rng;
+
+static void *flaky_alloc(void *ctx, size_t size)
+{
+	struct exact_run *r = ctx;
+	void *p;
+
+	if (vmres_test_rand_below(&flaky_rng, 1000) < r->fail_permille)
+		return NULL;
+	p = malloc(size);
+	if (p)
+		__atomic_fetch_add(&r->live, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+static void flaky_free(void *ctx, void *p, size_t size)
+{
+	struct exact_run *r = ctx;
+
+	(void)size;
+	__atomic_fetch_sub(&r->live, 1, __ATOMIC_RELAXED); /* call_rcu thread too */
+	free(p);
+}
+
+/* Gives @id back; false (still held) if the free ran out of memory. */
+static bool zone_free(struct exact_worker *w, uint32_t id)
+{
+	struct exact_run *r = w->r;
+	int rc;
+
+	__atomic_store_n(&r->owner[id], 0, __ATOMIC_RELAXED);
+	rc = vmres_id_free(r->ids, id);
+	if (rc == VMRES_E_NOMEM) { /* nothing changed: it is still ours */
+		__atomic_store_n(&r->owner[id], w->index + 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	if (rc != VMRES_OK)
+		exact_error(r, "free of a held zone ID", id, rc, VMRES_OK);
+	/* After the free returned: the ID is free before the slot is. */
+	__atomic_fetch_sub(&r->zone_res, 1, __ATOMIC_SEQ_CST);
+	return true;
+}
+
 static void *exact_zone_main(void *arg)
 {
 	struct exact_worker *w = arg;
@@ -457,6 +505,7 @@ static void *exact_zone_main(void *arg)
 	uint64_t rng = r->seed * 977 + w->index;
 	uint32_t held[64], nheld = 0;
 
+	flaky_rng = rng ^ 0x5bd1e995;
 	vmres_thread_register();
 	while (vmres_test_now() < r->deadline) {
 		uint32_t res = __atomic_load_n(&r->zone_res, __ATOMIC_RELAXED);
@@ -468,15 +517,10 @@ static void *exact_zone_main(void *arg)
 			uint32_t k = (uint32_t)vmres_test_rand_below(&rng, nheld);
 
 			id = held[k];
-			held[k] = held[--nheld];
 			if (!vmres_id_is_allocated(r->ids, id))
 				exact_error(r, "held zone ID reported free", id, 0, 0);
-			__atomic_store_n(&r->owner[id], 0, __ATOMIC_RELAXED);
-			rc = vmres_id_free(r->ids, id);
-			if (rc != VMRES_OK)
-				exact_error(r, "free of a held zone ID", id, rc, VMRES_OK);
-			/* After the free returned: the ID is free before the slot is. */
-			__atomic_fetch_sub(&r->zone_res, 1, __ATOMIC_SEQ_CST);
+			if (zone_free(w, id))
+				held[k] = held[--nheld];
 			continue;
 		}
 		if (res + 1 >= r->zone ||
@@ -495,14 +539,9 @@ static void *exact_zone_main(void *arg)
 			exact_error(r, "zone ID handed out twice", id, 0, 0);
 		held[nheld++] = id;
 	}
-	while (nheld) {
-		uint32_t id = held[--nheld];
-
-		__atomic_store_n(&r->owner[id], 0, __ATOMIC_RELAXED);
-		if (vmres_id_free(r->ids, id) != VMRES_OK)
-			exact_error(r, "final free of a zone ID", id, 0, 0);
-		__atomic_fetch_sub(&r->zone_res, 1, __ATOMIC_SEQ_CST);
-	}
+	while (nheld) /* a NOMEM keeps the ID; the hook fails only sometimes */
+		if (zone_free(w, held[nheld - 1]))
+			nheld--;
 	vmres_thread_unregister();
 	return NULL;
 }
@@ -520,6 +559,7 @@ static void *exact_owner_main(void *arg)
 	uint64_t rng = r->seed * 131 + w->index;
 	enum exact_state st[64] = { EXACT_NEVER };
 
+	flaky_rng = rng ^ 0x5bd1e995;
 	vmres_thread_register();
 	while (vmres_test_now() < r->deadline) {
 		uint32_t k = (uint32_t)vmres_test_rand_below(&rng, r->per);
@@ -528,15 +568,22 @@ static void *exact_owner_main(void *arg)
 		bool held = st[k] == EXACT_HELD;
 
 		if (op < 4) {
-			exact_check(r, id, vmres_id_alloc_at(r->ids, id),
-				    held ? VMRES_E_IN_USE : VMRES_OK, "alloc_at");
+			int rc = vmres_id_alloc_at(r->ids, id);
+
+			/* Only a take that needs a node may run out of memory. */
+			if (rc == VMRES_E_NOMEM && !held)
+				continue; /* nothing changed; is_allocated checks later */
+			exact_check(r, id, rc, held ? VMRES_E_IN_USE : VMRES_OK, "alloc_at");
 			st[k] = EXACT_HELD;
 		} else if (op < 8) {
 			int want = st[k] == EXACT_NEVER	  ? VMRES_E_NEVER_ALLOCATED
 				   : st[k] == EXACT_FREED ? VMRES_E_ALREADY_FREED
 							  : VMRES_OK;
+			int rc = vmres_id_free(r->ids, id);
 
-			exact_check(r, id, vmres_id_free(r->ids, id), want, "free");
+			if (rc == VMRES_E_NOMEM && held)
+				continue; /* nothing changed: still held */
+			exact_check(r, id, rc, want, "free");
 			if (held)
 				st[k] = EXACT_FREED;
 		} else if (vmres_id_is_allocated(r->ids, id) != held) {
@@ -550,14 +597,17 @@ static void *exact_owner_main(void *arg)
 	return NULL;
 }
 
-static void exact_round(uint32_t zone, uint32_t per, double round_end, uint64_t seed)
+static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, double round_end,
+			uint64_t seed)
 {
 	struct exact_worker w[ZONE_THREADS + EXACT_THREADS];
 	uint32_t size = zone + EXACT_THREADS * per;
 	struct exact_run r = { .zone = zone, .per = per, .deadline = round_end, .seed = seed };
+	struct vmres_mem_ops ops = { flaky_alloc, flaky_free, &r };
 	uint32_t id;
 
-	assert_int_equal(vmres_id_allocator_create(0, size - 1, &r.ids), VMRES_OK);
+	assert_int_equal(vmres_id_allocator_create_ex(0, size - 1, &ops, &r.ids), VMRES_OK);
+	r.fail_permille = fail_permille; /* published by pthread_create */
 	r.owner = calloc(zone, sizeof(*r.owner));
 	assert_non_null(r.owner);
 	for (uint32_t t = 0; t < ZONE_THREADS + EXACT_THREADS; t++) {
@@ -579,6 +629,8 @@ static void exact_round(uint32_t zone, uint32_t per, double round_end, uint64_t 
 	for (uint32_t i = 0; i < zone; i++) /* the zone threads gave everything back */
 		assert_int_equal(vmres_id_alloc(r.ids, &id) == VMRES_OK ? id : UINT32_MAX, i);
 	vmres_id_allocator_destroy(r.ids);
+	vmres_rcu_barrier();
+	assert_int_equal(__atomic_load_n(&r.live, __ATOMIC_RELAXED), 0);
 	free(r.owner);
 }
 
@@ -592,8 +644,9 @@ static void test_id_stress_exact_answers(void **state)
 	do {
 		double round_end = vmres_test_now() + 0.02;
 
+		/* Every other round the hook fails a tenth of the allocations. */
 		exact_round(2 + (uint32_t)(rounds % 7), 1 + (uint32_t)(rounds % 5),
-			    round_end < end ? round_end : end, seed + rounds);
+			    rounds % 2 ? 100 : 0, round_end < end ? round_end : end, seed + rounds);
 		rounds++;
 	} while (vmres_test_now() < end);
 	printf("stress_id: exact answers, %llu rounds\n", (unsigned long long)rounds);
