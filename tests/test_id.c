@@ -299,6 +299,35 @@ static void test_id_searches_stay_logarithmic(void **state)
 	vmres_id_allocator_destroy(ids);
 }
 
+/*
+ * Nodes made by alloc_at (the piece [lo, id - 1] of a split) are indexed too:
+ * 100,000 of them, then lookups anywhere stay logarithmic.
+ */
+static void test_id_split_nodes_are_indexed(void **state)
+{
+	(void)state;
+	const uint32_t n = 200000;
+	struct vmres_id_allocator *ids = make(0, n - 1);
+	struct vmres__id_stats st;
+	uint64_t rng = 777, before, steps;
+
+	for (uint32_t i = 1; i < n; i += 2)
+		assert_int_equal(vmres_id_alloc_at(ids, i), VMRES_OK);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, n / 2);
+	before = vmres__id_steps();
+	for (int k = 0; k < 1000; k++) {
+		uint32_t id = (uint32_t)vmres_test_rand_below(&rng, n);
+
+		assert_int_equal(vmres_id_is_allocated(ids, id), id % 2 == 1);
+	}
+	steps = (vmres__id_steps() - before) / 1000;
+	printf("average search: %llu steps over %u split nodes\n", (unsigned long long)steps,
+	       n / 2);
+	assert_true(steps < 200);
+	vmres_id_allocator_destroy(ids);
+}
+
 /* A freed ID merges into a freed interval starting right after it: no node. */
 static void test_id_descending_frees_coalesce(void **state)
 {
@@ -794,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_id_alloc_at_splits_many),
 		cmocka_unit_test(test_id_descending_frees_coalesce),
 		cmocka_unit_test(test_id_searches_stay_logarithmic),
+		cmocka_unit_test(test_id_split_nodes_are_indexed),
 		cmocka_unit_test(test_id_differential_against_bitmap),
 		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),
 		cmocka_unit_test(test_id_random_nomem_and_no_leak),
