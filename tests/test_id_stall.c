@@ -11,8 +11,45 @@
  */
 #include "vmres_test.h"
 
+#include <dirent.h>
+
 #include "internal/id.h"
 #include "internal/id_list.h"
+
+/* Threads of this process now (Linux: entries of /proc/self/task). */
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * Runs first in this process, before any call_rcu(): the first call_rcu() of
+ * a process makes liburcu's default callback thread under liburcu's mutex
+ * (pthread_create, malloc), a blocking step. create must do it, so that no
+ * alloc/alloc_at/free/is_allocated ever does: the thread count may change
+ * in create, not in the alloc that retires the first node.
+ */
+static void test_id_first_retirement_starts_no_thread(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = NULL;
+	int before_alloc;
+	uint32_t id;
+
+	assert_int_equal(vmres_id_allocator_create(7, 7, &ids), VMRES_OK);
+	before_alloc = thread_count();
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK); /* DEL, unlink, call_rcu */
+	assert_int_equal(thread_count(), before_alloc);
+	vmres_id_allocator_destroy(ids);
+}
 
 enum stall {
 	STALL_DEL,	/* took the last ID of N: head -> N | DEL */
@@ -190,6 +227,7 @@ static void test_id_stalled_builder(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_id_first_retirement_starts_no_thread), /* first */
 		cmocka_unit_test(test_id_stalled_after_del),
 		cmocka_unit_test(test_id_stalled_after_freeze),
 		cmocka_unit_test(test_id_stalled_after_unlink),
