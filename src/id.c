@@ -83,7 +83,9 @@
  * met a DEL or FROZEN link; each means another operation's CAS succeeded. No
  * thread waits for another: whoever meets a deletion finishes it. After a
  * lost race on a hot link a thread backs off briefly (a bounded pause, not a
- * wait for anyone).
+ * wait for anyone). Retiring a node is call_rcu(), a wait-free enqueue once
+ * liburcu's callback thread exists; create makes sure it does, since making
+ * it takes a mutex.
  *
  * [1] T. Harris, "A pragmatic implementation of non-blocking linked-lists",
  *     DISC 2001.
@@ -277,9 +279,16 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 	rc = vmres__mem_resolve(mem, &ops);
 	if (rc)
 		return rc;
+	/* Here, so that no operation is the process's first call_rcu (lock-freedom). */
+	vmres__rcu_prepare_callbacks();
 	ids = vmres__mem_alloc(&ops, sizeof(*ids));
 	if (!ids)
 		return VMRES_E_NOMEM;
+	if (!vmres__id_aligned(ids)) {
+		/* The hook breaks its contract; the head would fault (cmpxchg16b). */
+		vmres__mem_free(&ops, ids, sizeof(*ids));
+		return VMRES_E_INVALID_ARGUMENT;
+	}
 	ids->mem = ops;
 	ids->first = first;
 	ids->last = last;

@@ -15,9 +15,12 @@
  * Invariants (continuing those of src/id.c):
  *  8. Each index level is sorted by key (equal keys possible for a moment:
  *     a dying node and the new node of the same ID).
- *  9. A node enters an index level only after it is in the list; a marked
- *     up[l] never changes again, and a node is never linked at a level after
- *     its up[l] is marked.
+ *  9. A node enters an index level only after it is in the list, and only
+ *     by its builder, before the builder drops its reference; a marked up[l]
+ *     never changes again. (The builder may still link n at level l just
+ *     after the unlink winner marked up[l], between its CAS on n->up[l] and
+ *     the one on the predecessor: harmless, as the final search of
+ *     invariant 10 runs after the builder's drop and snips it.)
  * 10. A node is freed (call_rcu) only when both its list reference and its
  *     builder reference are gone, and after a final index search found it at
  *     no level: it is then unreachable from the head at every level.
@@ -82,6 +85,10 @@ struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t ke
 
 	if (!n)
 		return NULL;
+	if (!vmres__id_aligned(n)) {
+		vmres__mem_free(&ids->mem, n, node_size(height)); /* untouched: no fault */
+		return NULL;
+	}
 	n->link = (struct vmres__pair){ 0, 0 };
 	n->owner = ids;
 	n->key = key;

@@ -407,12 +407,258 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 	       (unsigned long long)rounds);
 }
 
+/* ---- exact answers under contention --------------------------------------- */
+
+/*
+ * Every answer checked, not only ownership. The range is [0, Z + E * K): the
+ * "zone" [0, Z) is used only through alloc by ZONE_THREADS threads, which
+ * together never hold more than Z - 1 of it (a counter reserved before each
+ * alloc, returned after the free), so a zone ID is free at every alloc's
+ * linearization point and alloc must return an ID below Z. The rest is dealt
+ * round-robin to EXACT_THREADS threads, each the only caller on its IDs: it
+ * knows whether each is never handed out, held or freed, so every alloc_at,
+ * free and is_allocated answer is known exactly (free after its own free must
+ * say ALREADY_FREED, never NEVER_ALLOCATED). Neighbouring IDs belong to other
+ * threads, so merges, inserts, splits and deletions race on the same links.
+ * Every other round the memory hook fails at random: a call that needed a
+ * node may then say NOMEM, and must have changed nothing.
+ */
+#define ZONE_THREADS 3
+#define EXACT_THREADS 5
+
+enum exact_state { EXACT_NEVER, EXACT_HELD, EXACT_FREED };
+
+struct exact_run {
+	struct vmres_id_allocator *ids;
+	uint32_t zone;	   /* Z */
+	uint32_t per;	   /* K: IDs per exact thread */
+	uint32_t zone_res; /* atomic: zone IDs reserved by zone threads */
+	uint32_t *owner;   /* atomic, zone IDs only */
+	double deadline;
+	uint64_t seed;
+	int errors;		/* atomic */
+	uint32_t fail_permille; /* the hook fails this share of allocations */
+	int64_t live;		/* atomic: blocks the hook has out */
+};
+
+struct exact_worker {
+	struct exact_run *r;
+	uint32_t index;
+	pthread_t thread;
+};
+
+static void exact_error(struct exact_run *r, const char *what, uint32_t id, int rc, int want)
+{
+	if (__atomic_fetch_add(&r->errors, 1, __ATOMIC_RELAXED) < 10)
+		fprintf(stderr, "stress_id: %s (id %u, rc %s, expected %s)\n", what, id,
+			vmres_error_name(rc), vmres_error_name(want));
+}
+
+/* Per-thread stream for the hook's failures (no shared state to race on). */
+static _Thread_local uint64_t flaky_rng;
+
+static void *flaky_alloc(void *ctx, size_t size)
+{
+	struct exact_run *r = ctx;
+	void *p;
+
+	if (vmres_test_rand_below(&flaky_rng, 1000) < r->fail_permille)
+		return NULL;
+	p = malloc(size);
+	if (p)
+		__atomic_fetch_add(&r->live, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+static void flaky_free(void *ctx, void *p, size_t size)
+{
+	struct exact_run *r = ctx;
+
+	(void)size;
+	__atomic_fetch_sub(&r->live, 1, __ATOMIC_RELAXED); /* call_rcu thread too */
+	free(p);
+}
+
+/* Gives @id back; false (still held) if the free ran out of memory. */
+static bool zone_free(struct exact_worker *w, uint32_t id)
+{
+	struct exact_run *r = w->r;
+	int rc;
+
+	__atomic_store_n(&r->owner[id], 0, __ATOMIC_RELAXED);
+	rc = vmres_id_free(r->ids, id);
+	if (rc == VMRES_E_NOMEM) { /* nothing changed: it is still ours */
+		__atomic_store_n(&r->owner[id], w->index + 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	if (rc != VMRES_OK)
+		exact_error(r, "free of a held zone ID", id, rc, VMRES_OK);
+	/* After the free returned: the ID is free before the slot is. */
+	__atomic_fetch_sub(&r->zone_res, 1, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+static void *exact_zone_main(void *arg)
+{
+	struct exact_worker *w = arg;
+	struct exact_run *r = w->r;
+	uint64_t rng = r->seed * 977 + w->index;
+	uint32_t held[64], nheld = 0;
+
+	flaky_rng = rng ^ 0x5bd1e995;
+	vmres_thread_register();
+	while (vmres_test_now() < r->deadline) {
+		uint32_t res = __atomic_load_n(&r->zone_res, __ATOMIC_RELAXED);
+		uint32_t id, nobody = 0;
+		int rc;
+
+		if (nheld &&
+		    (nheld == 64 || res + 1 >= r->zone || vmres_test_rand_below(&rng, 2))) {
+			uint32_t k = (uint32_t)vmres_test_rand_below(&rng, nheld);
+
+			id = held[k];
+			if (!vmres_id_is_allocated(r->ids, id))
+				exact_error(r, "held zone ID reported free", id, 0, 0);
+			if (zone_free(w, id))
+				held[k] = held[--nheld];
+			continue;
+		}
+		if (res + 1 >= r->zone ||
+		    !__atomic_compare_exchange_n(&r->zone_res, &res, res + 1, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+			continue;
+		rc = vmres_id_alloc(r->ids, &id);
+		if (rc != VMRES_OK || id >= r->zone) {
+			exact_error(r, "alloc passed over a free zone ID", rc ? 0 : id, rc,
+				    VMRES_OK);
+			__atomic_fetch_sub(&r->zone_res, 1, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		if (!__atomic_compare_exchange_n(&r->owner[id], &nobody, w->index + 1, false,
+						 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			exact_error(r, "zone ID handed out twice", id, 0, 0);
+		held[nheld++] = id;
+	}
+	while (nheld) /* a NOMEM keeps the ID; the hook fails only sometimes */
+		if (zone_free(w, held[nheld - 1]))
+			nheld--;
+	vmres_thread_unregister();
+	return NULL;
+}
+
+static void exact_check(struct exact_run *r, uint32_t id, int rc, int want, const char *what)
+{
+	if (rc != want)
+		exact_error(r, what, id, rc, want);
+}
+
+static void *exact_owner_main(void *arg)
+{
+	struct exact_worker *w = arg;
+	struct exact_run *r = w->r;
+	uint64_t rng = r->seed * 131 + w->index;
+	enum exact_state st[64] = { EXACT_NEVER };
+
+	flaky_rng = rng ^ 0x5bd1e995;
+	vmres_thread_register();
+	while (vmres_test_now() < r->deadline) {
+		uint32_t k = (uint32_t)vmres_test_rand_below(&rng, r->per);
+		uint32_t id = r->zone + w->index + k * EXACT_THREADS;
+		uint32_t op = (uint32_t)vmres_test_rand_below(&rng, 10);
+		bool held = st[k] == EXACT_HELD;
+
+		if (op < 4) {
+			int rc = vmres_id_alloc_at(r->ids, id);
+
+			/* Only a take that needs a node may run out of memory. */
+			if (rc == VMRES_E_NOMEM && !held)
+				continue; /* nothing changed; is_allocated checks later */
+			exact_check(r, id, rc, held ? VMRES_E_IN_USE : VMRES_OK, "alloc_at");
+			st[k] = EXACT_HELD;
+		} else if (op < 8) {
+			int want = st[k] == EXACT_NEVER	  ? VMRES_E_NEVER_ALLOCATED
+				   : st[k] == EXACT_FREED ? VMRES_E_ALREADY_FREED
+							  : VMRES_OK;
+			int rc = vmres_id_free(r->ids, id);
+
+			if (rc == VMRES_E_NOMEM && held)
+				continue; /* nothing changed: still held */
+			exact_check(r, id, rc, want, "free");
+			if (held)
+				st[k] = EXACT_FREED;
+		} else if (vmres_id_is_allocated(r->ids, id) != held) {
+			exact_error(r,
+				    held ? "is_allocated: held ID reported free"
+					 : "is_allocated: free ID reported held",
+				    id, 0, 0);
+		}
+	}
+	vmres_thread_unregister();
+	return NULL;
+}
+
+static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, double round_end,
+			uint64_t seed)
+{
+	struct exact_worker w[ZONE_THREADS + EXACT_THREADS];
+	uint32_t size = zone + EXACT_THREADS * per;
+	struct exact_run r = { .zone = zone, .per = per, .deadline = round_end, .seed = seed };
+	struct vmres_mem_ops ops = { flaky_alloc, flaky_free, &r };
+	uint32_t id;
+
+	assert_int_equal(vmres_id_allocator_create_ex(0, size - 1, &ops, &r.ids), VMRES_OK);
+	r.fail_permille = fail_permille; /* published by pthread_create */
+	r.owner = calloc(zone, sizeof(*r.owner));
+	assert_non_null(r.owner);
+	for (uint32_t t = 0; t < ZONE_THREADS + EXACT_THREADS; t++) {
+		w[t] = (struct exact_worker){ .r = &r,
+					      .index = t < ZONE_THREADS ? t : t - ZONE_THREADS };
+		assert_int_equal(
+			pthread_create(&w[t].thread, NULL,
+				       t < ZONE_THREADS ? exact_zone_main : exact_owner_main,
+				       &w[t]),
+			0);
+	}
+	for (uint32_t t = 0; t < ZONE_THREADS + EXACT_THREADS; t++)
+		assert_int_equal(pthread_join(w[t].thread, NULL), 0);
+	if (r.errors)
+		fprintf(stderr, "stress_id: exact round zone %u per %u seed %llu failed\n", zone,
+			per, (unsigned long long)seed);
+	assert_int_equal(r.errors, 0);
+	assert_int_equal(vmres__id_check(r.ids, NULL), 0);
+	for (uint32_t i = 0; i < zone; i++) /* the zone threads gave everything back */
+		assert_int_equal(vmres_id_alloc(r.ids, &id) == VMRES_OK ? id : UINT32_MAX, i);
+	vmres_id_allocator_destroy(r.ids);
+	vmres_rcu_barrier();
+	assert_int_equal(__atomic_load_n(&r.live, __ATOMIC_RELAXED), 0);
+	free(r.owner);
+}
+
+static void test_id_stress_exact_answers(void **state)
+{
+	(void)state;
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_exact_answers");
+	double end = vmres_test_now() + vmres_test_stress_seconds(2.5) / 3;
+	uint64_t rounds = 0;
+
+	do {
+		double round_end = vmres_test_now() + 0.02;
+
+		/* Every other round the hook fails a tenth of the allocations. */
+		exact_round(2 + (uint32_t)(rounds % 7), 1 + (uint32_t)(rounds % 5),
+			    rounds % 2 ? 100 : 0, round_end < end ? round_end : end, seed + rounds);
+		rounds++;
+	} while (vmres_test_now() < end);
+	printf("stress_id: exact answers, %llu rounds\n", (unsigned long long)rounds);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_id_stress_ranges_from_zero),
 		cmocka_unit_test(test_id_stress_ranges_at_top),
 		cmocka_unit_test(test_id_stress_alloc_sees_completed_frees),
+		cmocka_unit_test(test_id_stress_exact_answers),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

@@ -299,6 +299,35 @@ static void test_id_searches_stay_logarithmic(void **state)
 	vmres_id_allocator_destroy(ids);
 }
 
+/*
+ * Nodes made by alloc_at (the piece [lo, id - 1] of a split) are indexed too:
+ * 100,000 of them, then lookups anywhere stay logarithmic.
+ */
+static void test_id_split_nodes_are_indexed(void **state)
+{
+	(void)state;
+	const uint32_t n = 200000;
+	struct vmres_id_allocator *ids = make(0, n - 1);
+	struct vmres__id_stats st;
+	uint64_t rng = 777, before, steps;
+
+	for (uint32_t i = 1; i < n; i += 2)
+		assert_int_equal(vmres_id_alloc_at(ids, i), VMRES_OK);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, n / 2);
+	before = vmres__id_steps();
+	for (int k = 0; k < 1000; k++) {
+		uint32_t id = (uint32_t)vmres_test_rand_below(&rng, n);
+
+		assert_int_equal(vmres_id_is_allocated(ids, id), id % 2 == 1);
+	}
+	steps = (vmres__id_steps() - before) / 1000;
+	printf("average search: %llu steps over %u split nodes\n", (unsigned long long)steps,
+	       n / 2);
+	assert_true(steps < 200);
+	vmres_id_allocator_destroy(ids);
+}
+
 /* A freed ID merges into a freed interval starting right after it: no node. */
 static void test_id_descending_frees_coalesce(void **state)
 {
@@ -716,6 +745,69 @@ static void test_id_random_nomem_and_no_leak(void **state)
 	model_fini(&m);
 }
 
+/*
+ * A memory hook that breaks its contract: blocks only 8-aligned once
+ * @misalign is set. The allocator needs 16 (cmpxchg16b, 16-byte loads fault
+ * on anything less): it must refuse such a block, not crash on it.
+ */
+struct align8_mem {
+	int misalign;
+	int64_t live; /* atomic */
+};
+
+static void *align8_alloc(void *ctx, size_t size)
+{
+	struct align8_mem *m = ctx;
+	char *p = malloc(size + 16); /* 16-aligned */
+
+	if (!p)
+		return NULL;
+	__atomic_fetch_add(&m->live, 1, __ATOMIC_RELAXED); /* frees come from call_rcu */
+	return m->misalign ? p + 8 : p;
+}
+
+static void align8_free(void *ctx, void *p, size_t size)
+{
+	struct align8_mem *m = ctx;
+
+	(void)size;
+	__atomic_fetch_sub(&m->live, 1, __ATOMIC_RELAXED);
+	free((char *)p - ((uintptr_t)p & 8));
+}
+
+static void test_id_misaligned_hook_refused(void **state)
+{
+	(void)state;
+	struct align8_mem m = { 1, 0 };
+	struct vmres_mem_ops ops = { align8_alloc, align8_free, &m };
+	struct vmres_id_allocator *ids = NULL;
+
+	/* The allocator's own block is misaligned: refused, nothing kept. */
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_E_INVALID_ARGUMENT);
+	assert_null(ids);
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
+
+	/* Later nodes misaligned: those calls fail as if out of memory. */
+	m.misalign = 0;
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	m.misalign = 1;
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_NOMEM);
+	assert_int_equal(vmres_id_alloc_at(ids, 50), VMRES_E_NOMEM);
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 2);
+	assert_int_equal(alloc_ok(ids), 10); /* needs no node */
+	check_ok(ids);
+	m.misalign = 0;
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_int_equal(alloc_ok(ids), 5);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,9 +823,11 @@ int main(void)
 		cmocka_unit_test(test_id_alloc_at_splits_many),
 		cmocka_unit_test(test_id_descending_frees_coalesce),
 		cmocka_unit_test(test_id_searches_stay_logarithmic),
+		cmocka_unit_test(test_id_split_nodes_are_indexed),
 		cmocka_unit_test(test_id_differential_against_bitmap),
 		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),
 		cmocka_unit_test(test_id_random_nomem_and_no_leak),
+		cmocka_unit_test(test_id_misaligned_hook_refused),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

@@ -66,10 +66,13 @@ VMRES_API int vmres_id_allocator_create(uint32_t first, uint32_t last,
  *
  * @mem must return blocks aligned for any object type (16 bytes on x86-64:
  * the allocator uses 16-byte atomic operations on them); its free may be
- * called from liburcu's call_rcu thread.
+ * called from liburcu's call_rcu thread. A block that is not 16-aligned is
+ * given back at once: here that gives VMRES_E_INVALID_ARGUMENT (allocator
+ * object) or VMRES_E_NOMEM (first node); in alloc_at and free, VMRES_E_NOMEM
+ * with nothing changed.
  *
  * Return: as vmres_id_allocator_create(); also VMRES_E_INVALID_ARGUMENT if
- * @mem lacks alloc or free.
+ * @mem lacks alloc or free or gives a block that is not 16-aligned.
  *
  * Context: any thread.
  */
@@ -153,7 +156,9 @@ VMRES_API int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id);
  * @ids: the allocator
  * @id:  any value
  *
- * A lookup: allocates nothing, changes nothing. O(log F).
+ * A lookup: takes no memory from the hook and changes no ID's state; it may
+ * finish a deletion another call started (helping), which retires a node
+ * with call_rcu(). O(log F).
  *
  * Return: true exactly when @id is held at the call's linearization point;
  * false for NULL @ids and for IDs outside the range.

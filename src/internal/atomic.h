@@ -185,8 +185,10 @@ static inline struct vmres__pair vmres__pair_load(const struct vmres__pair *p)
 {
 	uint64_t v[2];
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(VMRES_PAIR_LOAD_LOCKED)
 	/*
+	 * (Build with -DVMRES_PAIR_LOAD_LOCKED to test the fallback below on
+	 * a CPU with AVX.)
 	 * On CPUs with AVX, Intel (SDM vol. 3A, 10.1.1) and AMD (APM vol. 2,
 	 * 7.3.2) guarantee that a 16-byte aligned SSE load is one atomic
 	 * access; libatomic uses the same for 16-byte loads. It avoids the

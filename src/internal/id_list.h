@@ -94,9 +94,22 @@ static inline uint64_t id_bounds_make(uint32_t lo, uint32_t hi)
 	return ((uint64_t)lo << 32) | hi;
 }
 
+/*
+ * Whether a block from the memory hook can hold links: cmpxchg16b and the
+ * 16-byte load fault on a block that is not 16-aligned, so a hook that
+ * breaks its contract is refused rather than left to crash.
+ */
+static inline bool vmres__id_aligned(const void *p)
+{
+	return ((uintptr_t)p & 15) == 0;
+}
+
 /* src/id_index.c: node lifetime. */
 
-/* A new node for interval key @key, with a random index height if @indexed. */
+/*
+ * A new node for interval key @key, with a random index height if @indexed.
+ * NULL if the hook fails or gives a block that is not 16-aligned.
+ */
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed);
 /* Frees a node at once: one never published, or any node in destroy. */
 void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n);

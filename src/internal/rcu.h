@@ -88,6 +88,17 @@ static inline void vmres__call_rcu(struct rcu_head *head, void (*fn)(struct rcu_
 	VMRES__URCU(call_rcu)(head, fn);
 }
 
+/*
+ * Makes liburcu's default call_rcu worker now if there is none yet. Else the
+ * first vmres__call_rcu() of the process makes it, under liburcu's
+ * call_rcu_mutex and with pthread_create(): a blocking step inside an
+ * operation that must be lock-free. Allocator create functions call this.
+ */
+static inline void vmres__rcu_prepare_callbacks(void)
+{
+	(void)VMRES__URCU(get_default_call_rcu_data)();
+}
+
 static inline void vmres__rcu_barrier(void)
 {
 	VMRES__URCU(barrier)();

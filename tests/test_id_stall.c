@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The ID allocator with a stalled thread, deterministically: the test puts
+ * the list and index in the state a thread leaves when it stops between two
+ * steps of a deletion (DEL set; link frozen; unlinked but still indexed;
+ * marked in the index), then runs every operation from the one test thread.
+ * Lock-freedom says none of them may wait for the stalled one (a wait would
+ * hang here), and each must give the sequential answer. The stalled thread
+ * then "resumes" where that is its job (vmres__id_node_unlinked), and the
+ * allocator must be consistent and leak nothing.
+ */
+#include "vmres_test.h"
+
+#include <dirent.h>
+
+#include "internal/id.h"
+#include "internal/id_list.h"
+
+/* Threads of this process now (Linux: entries of /proc/self/task). */
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * Runs first in this process, before any call_rcu(): the first call_rcu() of
+ * a process makes liburcu's default callback thread under liburcu's mutex
+ * (pthread_create, malloc), a blocking step. create must do it, so that no
+ * alloc/alloc_at/free/is_allocated ever does: the thread count may change
+ * in create, not in the alloc that retires the first node.
+ */
+static void test_id_first_retirement_starts_no_thread(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = NULL;
+	int before_alloc;
+	uint32_t id;
+
+	assert_int_equal(vmres_id_allocator_create(7, 7, &ids), VMRES_OK);
+	before_alloc = thread_count();
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK); /* DEL, unlink, call_rcu */
+	assert_int_equal(thread_count(), before_alloc);
+	vmres_id_allocator_destroy(ids);
+}
+
+enum stall {
+	STALL_DEL,	/* took the last ID of N: head -> N | DEL */
+	STALL_FROZEN,	/* ... and froze N's link */
+	STALL_UNLINKED, /* ... and unlinked N, not yet out of the index */
+	STALL_MARKED,	/* ... and marked N's index levels, not yet retired */
+};
+
+/*
+ * [0, 99] with 0..9 held, then free(5) until its node N (the first one,
+ * [5, 5], key 5) has index levels, so the stale index entries are exercised.
+ */
+static struct id_node *make_indexed_5(struct vmres_id_allocator *ids)
+{
+	uint32_t id;
+
+	for (uint32_t i = 0; i < 10; i++) {
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, i);
+	}
+	for (int tries = 0; tries < 10000; tries++) {
+		struct id_node *n;
+
+		assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+		n = id_link_node(vmres__pair_load(&ids->head).w0);
+		if (n->height > 0)
+			return n;
+		assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);
+	}
+	fail_msg("no node with index levels in 10000 tries");
+	return NULL;
+}
+
+/* Leaves the state a thread that stopped at @stall leaves; it holds 5. */
+static void stall_at(struct vmres_id_allocator *ids, struct id_node *n, enum stall stall)
+{
+	struct vmres__pair head = vmres__pair_load(&ids->head);
+	struct vmres__pair del = { head.w0 | ID_LINK_DEL, head.w1 };
+	struct vmres__pair link;
+
+	assert_ptr_equal(id_link_node(head.w0), n);
+	assert_int_equal(head.w1, id_bounds_make(5, 5));
+	assert_true(vmres__pair_cas(&ids->head, head, del)); /* alloc's take */
+	if (stall == STALL_DEL)
+		return;
+	link = vmres__pair_load(&n->link);
+	assert_true(vmres__pair_cas(&n->link, link,
+				    (struct vmres__pair){ link.w0 | ID_LINK_FROZEN, link.w1 }));
+	if (stall == STALL_FROZEN)
+		return;
+	assert_true(vmres__pair_cas(&ids->head, del, link)); /* the unlink */
+	if (stall == STALL_UNLINKED)
+		return;
+	for (uint32_t l = 0; l < n->height; l++)
+		n->up[l] |= ID_UP_MARK; /* quiescent: no other thread runs */
+}
+
+static void run_stalled(enum stall stall)
+{
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct id_node *n;
+	uint32_t id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	n = make_indexed_5(ids);
+	stall_at(ids, n, stall);
+
+	/* Lookups and failing calls: the stalled thread holds 5. */
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_true(vmres_id_is_allocated(ids, 7));
+	assert_false(vmres_id_is_allocated(ids, 50));
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_E_IN_USE);
+	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_NEVER_ALLOCATED);
+	/* Changes behind and around N, then N's ID itself given back. */
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 6), VMRES_OK); /* merges into [7, 7] */
+	assert_int_equal(vmres_id_alloc_at(ids, 30), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK); /* a new node keyed 5 */
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	assert_false(vmres_id_is_allocated(ids, 6));
+	/* The stalled thread resumes: out of the index, retired. */
+	if (stall == STALL_UNLINKED || stall == STALL_MARKED)
+		vmres__id_node_unlinked(ids, n);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	for (uint32_t want = 5; want < 8; want++) {
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, want);
+	}
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 10);
+	assert_int_equal(vmres_id_free(ids, 30), VMRES_OK);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+}
+
+static void test_id_stalled_after_del(void **state)
+{
+	(void)state;
+	run_stalled(STALL_DEL);
+}
+
+static void test_id_stalled_after_freeze(void **state)
+{
+	(void)state;
+	run_stalled(STALL_FROZEN);
+}
+
+static void test_id_stalled_after_unlink(void **state)
+{
+	(void)state;
+	run_stalled(STALL_UNLINKED);
+}
+
+static void test_id_stalled_after_mark(void **state)
+{
+	(void)state;
+	run_stalled(STALL_MARKED);
+}
+
+/*
+ * A free() that published its node N ([5, 5], with index levels) and stopped
+ * before indexing it: N is taken and unlinked meanwhile, so the unlink winner
+ * leaves N's retirement to the builder's reference (invariant 10).
+ */
+static void test_id_stalled_builder(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct vmres__pair head;
+	struct id_node *n;
+	uint32_t id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	while ((n = vmres__id_node_alloc(ids, 5, true)) != NULL && n->height == 0)
+		vmres__id_node_free_now(ids, n);
+	assert_non_null(n);
+	head = vmres__pair_load(&ids->head);
+	n->link = head;
+	assert_true(vmres__pair_cas(
+		&ids->head, head,
+		(struct vmres__pair){ (uint64_t)(uintptr_t)n, id_bounds_make(5, 5) }));
+
+	assert_false(vmres_id_is_allocated(ids, 5));
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK);     /* merges: [4, 5] */
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK); /* hi: N dies, [4, 4] new */
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 4);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK); /* a new node keyed 5 */
+	/* The builder resumes: finds N marked, drops the last reference. */
+	vmres__id_index_insert(ids, n);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 5);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 10);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_id_first_retirement_starts_no_thread), /* first */
+		cmocka_unit_test(test_id_stalled_after_del),
+		cmocka_unit_test(test_id_stalled_after_freeze),
+		cmocka_unit_test(test_id_stalled_after_unlink),
+		cmocka_unit_test(test_id_stalled_after_mark),
+		cmocka_unit_test(test_id_stalled_builder),
+	};
+
+	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
+}
