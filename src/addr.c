@@ -169,6 +169,8 @@ int vmres_addr_allocator_create_ex(uint64_t first, uint64_t last, const struct v
 		vmres__mem_free(&ops, a, sizeof(*a));
 		return VMRES_E_NOMEM;
 	}
+	/* Writers retire through call_rcu: start its worker here, not mid-update. */
+	vmres__rcu_prepare_callbacks();
 	*out = a;
 	return VMRES_OK;
 }
