@@ -867,6 +867,86 @@ static void test_system_free_nomem_keeps_resource(void **state)
 	destroy_and_check_leaks(sys, &mem);
 }
 
+/* The callbacks used directly with a NULL self refuse it instead of crashing. */
+static void test_system_callbacks_refuse_null_self(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_resource r = { 0 };
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+		enum vmres_kind kind = (enum vmres_kind)k;
+		struct vmres_allocator *a = vmres_system_allocator(sys, kind);
+		struct vmres_request q =
+			vmres_kind_is_id(kind) ? id_req(kind, 1) : addr_req(kind, 16, 16, 1);
+
+		assert_non_null(a);
+		assert_int_equal(a->allocate(NULL, &q, &r), VMRES_E_INVALID_ARGUMENT);
+		assert_int_equal(a->allocate(a, &q, &r), VMRES_OK);
+		assert_int_equal(a->free(NULL, &r), VMRES_E_INVALID_ARGUMENT);
+		assert_int_equal(a->free(a, &r), VMRES_OK);
+	}
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * A failure at each index of a batch of every kind (an EXACT conflict there,
+ * every other request fine): that request's error and index, and nothing of
+ * the batch left, only what was held before.
+ */
+static void test_system_failure_at_each_index_rolls_back(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_layout l;
+	struct vmres_resource held[VMRES_KIND_COUNT], got[VMRES_KIND_COUNT];
+	struct vmres_request batch[VMRES_KIND_COUNT];
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	vmres_layout_x86_64_default(&l);
+	for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+		enum vmres_kind kind = (enum vmres_kind)k;
+		/* One resource held at the top of each span. */
+		struct vmres_request top = vmres_kind_is_id(kind)
+						   ? id_at(kind, l.span[k].end, 7)
+						   : addr_at(kind, l.span[k].end - 0xf, 0x10, 7);
+
+		assert_int_equal(vmres_system_allocate(sys, &top, 1, &held[k]), VMRES_OK);
+		batch[k] = vmres_kind_is_id(kind) ? id_req(kind, 8) : addr_req(kind, 0x10, 0x10, 8);
+	}
+	for (size_t bad = 0; bad < VMRES_KIND_COUNT; bad++) {
+		struct vmres_request q[VMRES_KIND_COUNT];
+		size_t failed = 999;
+
+		memcpy(q, batch, sizeof(q));
+		q[bad].policy = VMRES_EXACT_MATCH;
+		q[bad].fixed = held[bad].range.start;
+		assert_int_equal(vmres_system_allocate_ex(sys, q, VMRES_KIND_COUNT, got, &failed),
+				 VMRES_E_IN_USE);
+		assert_int_equal(failed, bad);
+		for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+			enum vmres_kind kind = (enum vmres_kind)k;
+			struct vmres_resource r;
+
+			if (vmres_kind_is_address(kind))
+				assert_int_equal(addr_ranges(sys, kind), 1);
+			else /* FIRST would have taken the lowest ID */
+				assert_false(id_held(sys, kind, l.span[k].start));
+			assert_int_equal(vmres_system_lookup(sys, kind, held[k].range.start, &r),
+					 VMRES_OK);
+		}
+	}
+	assert_int_equal(vmres_system_free(sys, held, VMRES_KIND_COUNT), VMRES_OK);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
 /* A callback table of the embedder's own: the batch rolls back through it too. */
 struct counting_allocator {
 	struct vmres_allocator ops;
@@ -934,6 +1014,8 @@ int main(void)
 		cmocka_unit_test(test_system_nomem_at_every_point_rolls_back),
 		cmocka_unit_test(test_system_free_nomem_keeps_resource),
 		cmocka_unit_test(test_system_batch_over_foreign_callbacks),
+		cmocka_unit_test(test_system_callbacks_refuse_null_self),
+		cmocka_unit_test(test_system_failure_at_each_index_rolls_back),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

@@ -273,8 +273,9 @@ VMRES_API int vmres_system_lookup(struct vmres_system *sys, enum vmres_kind kind
  *
  * The returned table's ->allocate takes one resource of @kind, checked and
  * served exactly as one request of vmres_system_allocate_ex() (a request
- * of another kind gives VMRES_E_INVALID_ARGUMENT); ->free gives one back as
- * vmres_system_free_ex() would. A device manager holds these as its
+ * of another kind, or a NULL self, request or out, gives
+ * VMRES_E_INVALID_ARGUMENT); ->free gives one back as vmres_system_free_ex()
+ * would (a NULL self or resource, or one of another kind: the same error). A device manager holds these as its
  * allocation callbacks; they live as long as @sys.
  *
  * Return: the callback, or NULL if @sys is NULL, @kind is not a kind, or
