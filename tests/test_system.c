@@ -819,9 +819,9 @@ static void test_system_nomem_at_every_point_rolls_back(void **state)
 	assert_int_equal(vmres_system_free(sys, bg, ARRAY_SIZE(bg)), VMRES_OK);
 	assert_all_free(sys);
 	vmres_rcu_barrier();
-	/* The stacks are intact: no cycle, no more blocks than were cut. */
-	assert_true(vmres__reserve_free_blocks(sys, 0) <= VMRES__RESERVE_SMALL_COUNT);
-	assert_true(vmres__reserve_free_blocks(sys, 1) <= VMRES__RESERVE_LARGE_COUNT);
+	/* The stacks are intact and whole: every block came back, no cycle. */
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 1), VMRES__RESERVE_LARGE_COUNT);
 	destroy_and_check_leaks(sys, &mem);
 }
 
