@@ -236,7 +236,10 @@ VMRES_API int vmres_system_free(struct vmres_system *sys, const struct vmres_res
  * VMRES_E_ALREADY_FREED; addresses VMRES_E_NOT_FOUND (not exactly an
  * allocated range); both VMRES_E_NOMEM.
  *
- * Context: any registered thread; lock-free.
+ * Context: any registered thread; lock-free. Each entry is freed atomically;
+ * the batch is not one atomic step: a concurrent caller may see some entries
+ * freed and others still held, and may take a freed one before the call
+ * returns.
  */
 VMRES_API int vmres_system_free_ex(struct vmres_system *sys, const struct vmres_resource *res,
 				   size_t n, size_t *failed_index);
