@@ -947,6 +947,90 @@ static void test_system_failure_at_each_index_rolls_back(void **state)
 	destroy_and_check_leaks(sys, &mem);
 }
 
+/*
+ * Spans at the edges: ID kinds ending at UINT32_MAX or one ID wide, an
+ * address kind covering all of 2^64; every resource taken, looked up, freed.
+ */
+static void test_system_edge_spans(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops = vmres_test_mem_ops(&mem);
+	struct vmres_layout l = { 0 };
+	struct vmres_system *sys = NULL;
+	struct vmres_resource got[4], spare[4], r;
+	struct vmres_request q[4] = { id_req(VMRES_DEVICE_ID, 1), id_req(VMRES_DEVICE_ID, 1),
+				      id_req(VMRES_MEM_SLOT, 1),
+				      addr_req(VMRES_MMIO64, 1ull << 63, 1ull << 63, 3) };
+	size_t failed;
+
+	vmres_test_mem_init(&mem);
+	l.present[VMRES_DEVICE_ID] = l.present[VMRES_MEM_SLOT] = l.present[VMRES_MMIO64] = true;
+	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ UINT32_MAX - 1ull, UINT32_MAX };
+	l.span[VMRES_MEM_SLOT] = (struct vmres_range){ 7, 7 };
+	l.span[VMRES_MMIO64] = (struct vmres_range){ 0, UINT64_MAX };
+	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_OK);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(vmres_system_allocate_ex(sys, q, 4, got, &failed), VMRES_OK);
+		/* round 0: FIRST, FIRST; round 1: EXACT top, EXACT top - 1 */
+		assert_int_equal(got[round].range.start, UINT32_MAX - 1ull);
+		assert_int_equal(got[1 - round].range.start, UINT32_MAX);
+		assert_int_equal(got[2].range.start, 7);
+		assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, UINT32_MAX, &r),
+				 VMRES_OK);
+		assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, 1ull << 32, &r),
+				 VMRES_E_OUT_OF_RANGE);
+		assert_int_equal(vmres_system_lookup(sys, VMRES_MMIO64, UINT64_MAX, &r),
+				 VMRES_E_NOT_FOUND);
+		assert_int_equal(vmres_system_lookup(sys, VMRES_MMIO64, got[3].range.end, &r),
+				 VMRES_OK);
+		assert_int_equal(r.tag, 3);
+		/* Everything held: the first request fails, nothing is taken. */
+		assert_int_equal(vmres_system_allocate_ex(sys, q, 3, spare, &failed),
+				 round ? VMRES_E_IN_USE : VMRES_E_EXHAUSTED);
+		assert_int_equal(failed, 0);
+		assert_int_equal(vmres_system_free(sys, got, 4), VMRES_OK);
+		q[0] = id_at(VMRES_DEVICE_ID, UINT32_MAX, 1);
+		q[1] = id_at(VMRES_DEVICE_ID, UINT32_MAX - 1ull, 1);
+	}
+	assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, UINT32_MAX, &r),
+			 VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_MEM_SLOT, 7, &r), VMRES_E_NOT_FOUND);
+	assert_int_equal(addr_ranges(sys, VMRES_MMIO64), 0);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * Destroy right after rollbacks that used the reserve, their retired nodes
+ * still queued for RCU: the arena outlives every callback (ASAN checks).
+ */
+static void test_system_destroy_after_reserve_rollback(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system_counters c = { 0 };
+	const struct vmres_request batch[] = { addr_req(VMRES_PIO, 8, 8, 1),
+					       addr_req(VMRES_MMIO32, 0x1000, 0x1000, 1),
+					       id_req(VMRES_MSI_GSI, 1),
+					       id_req(VMRES_LEGACY_IRQ, 1) };
+	struct vmres_resource got[4];
+
+	vmres_test_mem_init(&mem);
+	for (int64_t k = 0; k < 12 && !c.reserve_fallbacks; k++) {
+		struct vmres_system *sys = make_default(&mem);
+
+		vmres_test_mem_fail_after(&mem, k);
+		(void)vmres_system_allocate(sys, batch, ARRAY_SIZE(batch), got);
+		vmres_test_mem_fail_after(&mem, -1);
+		assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+		assert_int_equal(c.rollback_leaks, 0);
+		vmres_system_destroy(sys); /* no barrier before it */
+		vmres_rcu_barrier();
+		assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
+	}
+	assert_true(c.reserve_fallbacks > 0);
+}
+
 /* A callback table of the embedder's own: the batch rolls back through it too. */
 struct counting_allocator {
 	struct vmres_allocator ops;
@@ -1016,6 +1100,8 @@ int main(void)
 		cmocka_unit_test(test_system_batch_over_foreign_callbacks),
 		cmocka_unit_test(test_system_callbacks_refuse_null_self),
 		cmocka_unit_test(test_system_failure_at_each_index_rolls_back),
+		cmocka_unit_test(test_system_edge_spans),
+		cmocka_unit_test(test_system_destroy_after_reserve_rollback),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
