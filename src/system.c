@@ -103,15 +103,21 @@ struct vmres__system_kind *vmres__system_kind_of(struct vmres_allocator *a)
 	return vmres__container_of(a, struct vmres__system_kind, ops); /* invariant 2 */
 }
 
+/* The kind behind a callback's @self; NULL for a NULL @self (caller input). */
+static struct vmres__system_kind *callback_kind(struct vmres_allocator *self)
+{
+	return self ? vmres__system_kind_of(self) : NULL;
+}
+
 static int addr_kind_allocate(struct vmres_allocator *self, const struct vmres_request *req,
 			      struct vmres_resource *out)
 {
-	struct vmres__system_kind *k = vmres__system_kind_of(self);
+	struct vmres__system_kind *k = callback_kind(self);
 	struct vmres_addr_request ar;
 	struct vmres_range r;
 	int err;
 
-	if (!req || !out || req->kind != k->kind)
+	if (!k || !req || !out || req->kind != k->kind)
 		return VMRES_E_INVALID_ARGUMENT;
 	err = vmres__system_check_request(k->sys, req);
 	if (err)
@@ -130,10 +136,10 @@ static int addr_kind_allocate(struct vmres_allocator *self, const struct vmres_r
 
 static int addr_kind_free(struct vmres_allocator *self, const struct vmres_resource *res)
 {
-	struct vmres__system_kind *k = vmres__system_kind_of(self);
+	struct vmres__system_kind *k = callback_kind(self);
 	int err;
 
-	if (!res || res->kind != k->kind)
+	if (!k || !res || res->kind != k->kind)
 		return VMRES_E_INVALID_ARGUMENT;
 	err = vmres__system_check_resource(k->sys, res);
 	return err ? err : vmres_addr_free(k->addr, res->range);
@@ -142,11 +148,11 @@ static int addr_kind_free(struct vmres_allocator *self, const struct vmres_resou
 static int id_kind_allocate(struct vmres_allocator *self, const struct vmres_request *req,
 			    struct vmres_resource *out)
 {
-	struct vmres__system_kind *k = vmres__system_kind_of(self);
+	struct vmres__system_kind *k = callback_kind(self);
 	uint32_t id;
 	int err;
 
-	if (!req || !out || req->kind != k->kind)
+	if (!k || !req || !out || req->kind != k->kind)
 		return VMRES_E_INVALID_ARGUMENT;
 	err = vmres__system_check_request(k->sys, req);
 	if (err)
@@ -165,10 +171,10 @@ static int id_kind_allocate(struct vmres_allocator *self, const struct vmres_req
 
 static int id_kind_free(struct vmres_allocator *self, const struct vmres_resource *res)
 {
-	struct vmres__system_kind *k = vmres__system_kind_of(self);
+	struct vmres__system_kind *k = callback_kind(self);
 	int err;
 
-	if (!res || res->kind != k->kind)
+	if (!k || !res || res->kind != k->kind)
 		return VMRES_E_INVALID_ARGUMENT;
 	err = vmres__system_check_resource(k->sys, res);
 	return err ? err : vmres_id_free(k->ids, (uint32_t)res->range.start);

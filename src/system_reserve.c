@@ -51,9 +51,27 @@
 
 #include <vmres/error.h>
 
+#include "internal/addr_node.h"
 #include "internal/atomic.h"
+#include "internal/id_list.h"
 #include "internal/mem.h"
 #include "internal/system.h"
+
+/*
+ * Every block the per-kind allocators ask for fits a class (a larger one
+ * could only fail), and blocks keep the arena's alignment, which the ID
+ * allocator's nodes need (16 bytes, id_list.h).
+ */
+_Static_assert(sizeof(struct addr_node) <= VMRES__RESERVE_SMALL_BLOCK, "tree nodes fit");
+_Static_assert(sizeof(struct addr_version) + VMRES__ADDR_BUILD_MAX * sizeof(struct addr_node *) <=
+		       VMRES__RESERVE_LARGE_BLOCK,
+	       "the largest version record fits");
+_Static_assert(offsetof(struct id_node, up) + ID_INDEX_LEVELS * sizeof(uintptr_t) <=
+		       VMRES__RESERVE_LARGE_BLOCK,
+	       "the tallest ID node fits");
+_Static_assert(VMRES__RESERVE_SMALL_BLOCK % _Alignof(struct id_node) == 0 &&
+		       VMRES__RESERVE_LARGE_BLOCK % _Alignof(struct id_node) == 0,
+	       "blocks keep the arena's 16-byte alignment");
 
 /* > 0 while this thread gives back a failed batch's resources. */
 static _Thread_local unsigned rollback_depth;

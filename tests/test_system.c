@@ -819,9 +819,9 @@ static void test_system_nomem_at_every_point_rolls_back(void **state)
 	assert_int_equal(vmres_system_free(sys, bg, ARRAY_SIZE(bg)), VMRES_OK);
 	assert_all_free(sys);
 	vmres_rcu_barrier();
-	/* The stacks are intact: no cycle, no more blocks than were cut. */
-	assert_true(vmres__reserve_free_blocks(sys, 0) <= VMRES__RESERVE_SMALL_COUNT);
-	assert_true(vmres__reserve_free_blocks(sys, 1) <= VMRES__RESERVE_LARGE_COUNT);
+	/* The stacks are intact and whole: every block came back, no cycle. */
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 1), VMRES__RESERVE_LARGE_COUNT);
 	destroy_and_check_leaks(sys, &mem);
 }
 
@@ -865,6 +865,170 @@ static void test_system_free_nomem_keeps_resource(void **state)
 	print_message("%d frees refused for lack of memory\n", nomem);
 	assert_all_free(sys);
 	destroy_and_check_leaks(sys, &mem);
+}
+
+/* The callbacks used directly with a NULL self refuse it instead of crashing. */
+static void test_system_callbacks_refuse_null_self(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_resource r = { 0 };
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+		enum vmres_kind kind = (enum vmres_kind)k;
+		struct vmres_allocator *a = vmres_system_allocator(sys, kind);
+		struct vmres_request q =
+			vmres_kind_is_id(kind) ? id_req(kind, 1) : addr_req(kind, 16, 16, 1);
+
+		assert_non_null(a);
+		assert_int_equal(a->allocate(NULL, &q, &r), VMRES_E_INVALID_ARGUMENT);
+		assert_int_equal(a->allocate(a, &q, &r), VMRES_OK);
+		assert_int_equal(a->free(NULL, &r), VMRES_E_INVALID_ARGUMENT);
+		assert_int_equal(a->free(a, &r), VMRES_OK);
+	}
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * A failure at each index of a batch of every kind (an EXACT conflict there,
+ * every other request fine): that request's error and index, and nothing of
+ * the batch left, only what was held before.
+ */
+static void test_system_failure_at_each_index_rolls_back(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct vmres_layout l;
+	struct vmres_resource held[VMRES_KIND_COUNT], got[VMRES_KIND_COUNT];
+	struct vmres_request batch[VMRES_KIND_COUNT];
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	vmres_layout_x86_64_default(&l);
+	for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+		enum vmres_kind kind = (enum vmres_kind)k;
+		/* One resource held at the top of each span. */
+		struct vmres_request top = vmres_kind_is_id(kind)
+						   ? id_at(kind, l.span[k].end, 7)
+						   : addr_at(kind, l.span[k].end - 0xf, 0x10, 7);
+
+		assert_int_equal(vmres_system_allocate(sys, &top, 1, &held[k]), VMRES_OK);
+		batch[k] = vmres_kind_is_id(kind) ? id_req(kind, 8) : addr_req(kind, 0x10, 0x10, 8);
+	}
+	for (size_t bad = 0; bad < VMRES_KIND_COUNT; bad++) {
+		struct vmres_request q[VMRES_KIND_COUNT];
+		size_t failed = 999;
+
+		memcpy(q, batch, sizeof(q));
+		q[bad].policy = VMRES_EXACT_MATCH;
+		q[bad].fixed = held[bad].range.start;
+		assert_int_equal(vmres_system_allocate_ex(sys, q, VMRES_KIND_COUNT, got, &failed),
+				 VMRES_E_IN_USE);
+		assert_int_equal(failed, bad);
+		for (int k = 0; k < VMRES_KIND_COUNT; k++) {
+			enum vmres_kind kind = (enum vmres_kind)k;
+			struct vmres_resource r;
+
+			if (vmres_kind_is_address(kind))
+				assert_int_equal(addr_ranges(sys, kind), 1);
+			else /* FIRST would have taken the lowest ID */
+				assert_false(id_held(sys, kind, l.span[k].start));
+			assert_int_equal(vmres_system_lookup(sys, kind, held[k].range.start, &r),
+					 VMRES_OK);
+		}
+	}
+	assert_int_equal(vmres_system_free(sys, held, VMRES_KIND_COUNT), VMRES_OK);
+	assert_all_free(sys);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * Spans at the edges: ID kinds ending at UINT32_MAX or one ID wide, an
+ * address kind covering all of 2^64; every resource taken, looked up, freed.
+ */
+static void test_system_edge_spans(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops = vmres_test_mem_ops(&mem);
+	struct vmres_layout l = { 0 };
+	struct vmres_system *sys = NULL;
+	struct vmres_resource got[4], spare[4], r;
+	struct vmres_request q[4] = { id_req(VMRES_DEVICE_ID, 1), id_req(VMRES_DEVICE_ID, 1),
+				      id_req(VMRES_MEM_SLOT, 1),
+				      addr_req(VMRES_MMIO64, 1ull << 63, 1ull << 63, 3) };
+	size_t failed;
+
+	vmres_test_mem_init(&mem);
+	l.present[VMRES_DEVICE_ID] = l.present[VMRES_MEM_SLOT] = l.present[VMRES_MMIO64] = true;
+	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ UINT32_MAX - 1ull, UINT32_MAX };
+	l.span[VMRES_MEM_SLOT] = (struct vmres_range){ 7, 7 };
+	l.span[VMRES_MMIO64] = (struct vmres_range){ 0, UINT64_MAX };
+	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_OK);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(vmres_system_allocate_ex(sys, q, 4, got, &failed), VMRES_OK);
+		/* round 0: FIRST, FIRST; round 1: EXACT top, EXACT top - 1 */
+		assert_int_equal(got[round].range.start, UINT32_MAX - 1ull);
+		assert_int_equal(got[1 - round].range.start, UINT32_MAX);
+		assert_int_equal(got[2].range.start, 7);
+		assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, UINT32_MAX, &r),
+				 VMRES_OK);
+		assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, 1ull << 32, &r),
+				 VMRES_E_OUT_OF_RANGE);
+		assert_int_equal(vmres_system_lookup(sys, VMRES_MMIO64, UINT64_MAX, &r),
+				 VMRES_E_NOT_FOUND);
+		assert_int_equal(vmres_system_lookup(sys, VMRES_MMIO64, got[3].range.end, &r),
+				 VMRES_OK);
+		assert_int_equal(r.tag, 3);
+		/* Everything held: the first request fails, nothing is taken. */
+		assert_int_equal(vmres_system_allocate_ex(sys, q, 3, spare, &failed),
+				 round ? VMRES_E_IN_USE : VMRES_E_EXHAUSTED);
+		assert_int_equal(failed, 0);
+		assert_int_equal(vmres_system_free(sys, got, 4), VMRES_OK);
+		q[0] = id_at(VMRES_DEVICE_ID, UINT32_MAX, 1);
+		q[1] = id_at(VMRES_DEVICE_ID, UINT32_MAX - 1ull, 1);
+	}
+	assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, UINT32_MAX, &r),
+			 VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_MEM_SLOT, 7, &r), VMRES_E_NOT_FOUND);
+	assert_int_equal(addr_ranges(sys, VMRES_MMIO64), 0);
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * Destroy right after rollbacks that used the reserve, their retired nodes
+ * still queued for RCU: the arena outlives every callback (ASAN checks).
+ */
+static void test_system_destroy_after_reserve_rollback(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_system_counters c = { 0 };
+	const struct vmres_request batch[] = { addr_req(VMRES_PIO, 8, 8, 1),
+					       addr_req(VMRES_MMIO32, 0x1000, 0x1000, 1),
+					       id_req(VMRES_MSI_GSI, 1),
+					       id_req(VMRES_LEGACY_IRQ, 1) };
+	struct vmres_resource got[4];
+
+	vmres_test_mem_init(&mem);
+	for (int64_t k = 0; k < 12 && !c.reserve_fallbacks; k++) {
+		struct vmres_system *sys = make_default(&mem);
+
+		vmres_test_mem_fail_after(&mem, k);
+		(void)vmres_system_allocate(sys, batch, ARRAY_SIZE(batch), got);
+		vmres_test_mem_fail_after(&mem, -1);
+		assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+		assert_int_equal(c.rollback_leaks, 0);
+		vmres_system_destroy(sys); /* no barrier before it */
+		vmres_rcu_barrier();
+		assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
+	}
+	assert_true(c.reserve_fallbacks > 0);
 }
 
 /* A callback table of the embedder's own: the batch rolls back through it too. */
@@ -934,6 +1098,10 @@ int main(void)
 		cmocka_unit_test(test_system_nomem_at_every_point_rolls_back),
 		cmocka_unit_test(test_system_free_nomem_keeps_resource),
 		cmocka_unit_test(test_system_batch_over_foreign_callbacks),
+		cmocka_unit_test(test_system_callbacks_refuse_null_self),
+		cmocka_unit_test(test_system_failure_at_each_index_rolls_back),
+		cmocka_unit_test(test_system_edge_spans),
+		cmocka_unit_test(test_system_destroy_after_reserve_rollback),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

@@ -7,7 +7,11 @@ set(bad_lines
     --hotplug-threads=0 --hotplug-threads=65
     --seconds=0 --seconds=-1 --seconds=nan --seconds=inf --seconds=1e9 --seconds=fast
     --devices=0 --devices=4097 --seed=-5 --seed=18446744073709551616
-    --frobnicate --vcpus --help=yes stray-argument)
+    --frobnicate --vcpus --help=yes stray-argument
+    # strtoull/strtod skip leading blanks and strtoull negates after them: " -5" was seed 2^64-5
+    "--seed= -5" "--vcpus= 3" "--seconds= 1" "--devices=\t7"
+    # decimal only: base 0 read 010 as 8 and 0x10 as 16
+    --vcpus=0x10 --devices=1e3 --seconds=0x1p0)
 foreach(args IN LISTS bad_lines)
   set(shown "${args}")
   execute_process(COMMAND "${DEMO}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out

@@ -11,6 +11,7 @@
  * Exits 0 when every dispatch reached its owner and nothing leaked, 1
  * otherwise, 2 on a bad command line.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -49,9 +50,13 @@ static int parse_unsigned(const char *opt, const char *arg, unsigned long long m
 	unsigned long long v;
 
 	errno = 0;
-	if (!*arg || *arg == '-' || *arg == '+')
+	/*
+	 * A digit first: strtoull() skips blanks and negates a '-' after them
+	 * (" -5" would be 2^64 - 5). Decimal only: base 0 read "010" as 8.
+	 */
+	if (!isdigit((unsigned char)*arg))
 		goto bad;
-	v = strtoull(arg, &end, 0);
+	v = strtoull(arg, &end, 10);
 	if (errno || *end || v < min || v > max)
 		goto bad;
 	*out = v;
@@ -71,7 +76,9 @@ static int parse_seconds(const char *arg, double *out)
 
 	errno = 0;
 	v = strtod(arg, &end);
-	if (!*arg || errno || *end || !isfinite(v) || v < 0.05 || v > 3600) {
+	/* Plain decimal: strtod() also skips blanks, reads signs and hex floats. */
+	if ((!isdigit((unsigned char)*arg) && *arg != '.') || strpbrk(arg, "xX") || errno || *end ||
+	    !isfinite(v) || v < 0.05 || v > 3600) {
 		fprintf(stderr,
 			"vmres-demo: invalid value '%s' for --seconds (expected 0.05 to 3600)\n",
 			arg);

@@ -236,7 +236,10 @@ VMRES_API int vmres_system_free(struct vmres_system *sys, const struct vmres_res
  * VMRES_E_ALREADY_FREED; addresses VMRES_E_NOT_FOUND (not exactly an
  * allocated range); both VMRES_E_NOMEM.
  *
- * Context: any registered thread; lock-free.
+ * Context: any registered thread; lock-free. Each entry is freed atomically;
+ * the batch is not one atomic step: a concurrent caller may see some entries
+ * freed and others still held, and may take a freed one before the call
+ * returns.
  */
 VMRES_API int vmres_system_free_ex(struct vmres_system *sys, const struct vmres_resource *res,
 				   size_t n, size_t *failed_index);
@@ -273,8 +276,9 @@ VMRES_API int vmres_system_lookup(struct vmres_system *sys, enum vmres_kind kind
  *
  * The returned table's ->allocate takes one resource of @kind, checked and
  * served exactly as one request of vmres_system_allocate_ex() (a request
- * of another kind gives VMRES_E_INVALID_ARGUMENT); ->free gives one back as
- * vmres_system_free_ex() would. A device manager holds these as its
+ * of another kind, or a NULL self, request or out, gives
+ * VMRES_E_INVALID_ARGUMENT); ->free gives one back as vmres_system_free_ex()
+ * would (a NULL self or resource, or one of another kind: the same error). A device manager holds these as its
  * allocation callbacks; they live as long as @sys.
  *
  * Return: the callback, or NULL if @sys is NULL, @kind is not a kind, or
