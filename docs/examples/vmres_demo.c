@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 /*
  * vmres-demo: libvmres playing the three cases of the design against a toy
- * VMM (docs/design-system.md):
+ * VMM (docs/design.md, "The resource layer"):
  *   1. a lightweight VMM with a small system allocator of its own;
  *   2. a normal VMM whose device manager holds allocation callbacks, with
  *      hotplug threads adding and removing devices while vCPU threads

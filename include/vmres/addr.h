@@ -2,7 +2,7 @@
 /*
  * RCU address allocator: port I/O space, 32- and 64-bit MMIO windows. An
  * augmented balanced interval tree, updated copy-on-write and published with
- * one atomic pointer swap; readers never wait. See docs/design-addr.md.
+ * one atomic pointer swap; readers never wait. See docs/design.md, "The address allocator".
  *
  * Calls that may run at the same time (any registered threads):
  *   lookup, foreach, stats   - wait-free readers, with anything but destroy
@@ -86,7 +86,7 @@ VMRES_API int vmres_addr_allocator_create(uint64_t first, uint64_t last,
  * @out:   receives the allocator
  *
  * The allocator starts empty: the whole span is free. Each allocated range
- * costs one tree node (72 bytes on x86-64, see docs/design-addr.md); each
+ * costs one tree node (72 bytes on x86-64, see docs/design.md, "The address allocator"); each
  * update also allocates a small version record, freed after a grace period
  * together with the nodes the update replaced (from liburcu's call_rcu
  * thread, so @mem->free must be callable from any thread).

@@ -2,7 +2,7 @@
 /*
  * Lock-free ID allocator: integer resources (legacy IRQs/GSIs, MSI GSIs,
  * device instance IDs, KVM memory slots). The smallest free ID is handed out
- * first. See docs/design-id.md for the algorithm and its argument.
+ * first. See docs/design.md, "The ID allocator" for the algorithm and its argument.
  *
  * Every call is lock-free (no mutex, no thread waits for another) and
  * linearizable: any concurrent history equals some sequential order of the

@@ -3,7 +3,7 @@
  * Resource kinds, requests, and the ResourceAllocator "trait": the ops table
  * both allocators are exposed through, so a device manager can hold one as an
  * allocation callback (or NULL when the VMM allocates that kind itself).
- * See docs/design-system.md.
+ * See docs/design.md, "The resource layer".
  *
  * Calls that may run at the same time:
  *   vmres_kind_name, vmres_kind_is_address, vmres_kind_is_id

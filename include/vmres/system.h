@@ -4,7 +4,7 @@
  * thread-safe by composition of the lock-free allocators (no global lock).
  * Address kinds (PIO, MMIO32, MMIO64) are served by vmres_addr allocators,
  * ID kinds (legacy IRQs, MSI GSIs, device IDs, memory slots) by vmres_id
- * allocators. See docs/design-system.md and docs/layouts.md.
+ * allocators. See docs/design.md, "The resource layer" and docs/layouts.md.
  *
  * Calls that may run at the same time (any registered threads):
  *   lookup, addr_stats, counters, layout, allocator, get_allocator
