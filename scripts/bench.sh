@@ -10,7 +10,7 @@
 # Usage: scripts/bench.sh [--quick | --full] [--no-build] [--no-doc]
 #   --quick  (default) under a minute of running: short runs, no
 #            repetitions, live ranges up to 10^5, RCU flavors memb + qsbr.
-#   --full   medians of 3 repetitions, live ranges up to 10^6, RCU flavors
+#   --full   medians of 5 repetitions, live ranges up to 10^6, RCU flavors
 #            memb, qsbr, bp and mb; under 10 minutes on a 2-core machine.
 #   --no-build  reuse the existing build folders.
 #   --no-doc    leave docs/ alone (results and plots stay in build/).

@@ -39,6 +39,7 @@ static int id_check_level(struct vmres_id_allocator *ids, struct id_node **order
 		if (!cur || i == n || (struct id_node *)cur != order[i])
 			return id_check_fail(8, "index level differs from the list", (uint32_t)l,
 					     (uint32_t)i);
+		/* Acquire: pairs with the CAS that linked the next node at this level. */
 		cur = vmres__uptr_load_acquire(&((struct id_node *)cur)->up[l]);
 		i++;
 	}

@@ -207,6 +207,7 @@ void vmres__id_index_insert(struct vmres_id_allocator *ids, struct id_node *n)
 	index_find(ids, n->key, NULL, preds, succs);
 	for (uint32_t l = 0; l < n->height; l++) {
 		for (;;) {
+			/* Acquire: pairs with index_mark()'s CAS, so a mark is seen. */
 			uintptr_t old = vmres__uptr_load_acquire(&n->up[l]);
 			uintptr_t want = (uintptr_t)succs[l];
 
@@ -234,6 +235,7 @@ static void index_mark(struct id_node *n)
 {
 	for (uint32_t l = n->height; l-- > 0;) {
 		for (;;) {
+			/* Acquire: pairs with the builder's CAS on up[l]. */
 			uintptr_t v = vmres__uptr_load_acquire(&n->up[l]);
 
 			/* Full barrier; the mark pairs with the builder's CAS on up[l]. */

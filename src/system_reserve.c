@@ -240,6 +240,7 @@ void vmres__reserve_fini(struct vmres_system *sys)
 unsigned vmres__reserve_free_blocks(struct vmres_system *sys, unsigned cls)
 {
 	struct vmres__reserve_class *c = &sys->reserve.cls[cls];
+	/* Acquire: pairs with the last push's CAS (its next[] link is visible). */
 	uint64_t at = vmres__u64_load_acquire(&c->head) & 0xffffffffu;
 	unsigned count = 0;
 
