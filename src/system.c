@@ -109,11 +109,37 @@ static struct vmres__system_kind *callback_kind(struct vmres_allocator *self)
 	return self ? vmres__system_kind_of(self) : NULL;
 }
 
-static int addr_kind_allocate(struct vmres_allocator *self, const struct vmres_request *req,
-			      struct vmres_resource *out)
+/* Takes one resource of an address kind; @req already checked. */
+static int addr_take(struct vmres__system_kind *k, const struct vmres_request *req,
+		     struct vmres_range *r)
+{
+	struct vmres_addr_request ar = { .size = req->size,
+					 .align = req->align,
+					 .policy = req->policy,
+					 .addr = req->fixed,
+					 .tag = req->tag };
+
+	return vmres_addr_alloc(k->addr, &ar, r);
+}
+
+/* Takes one ID; @req already checked (EXACT fits in 32 bits, no LAST). */
+static int id_take(struct vmres__system_kind *k, const struct vmres_request *req,
+		   struct vmres_range *r)
+{
+	uint32_t id = (uint32_t)req->fixed;
+	int err = req->policy == VMRES_EXACT_MATCH ? vmres_id_alloc_at(k->ids, id)
+						   : vmres_id_alloc(k->ids, &id);
+
+	if (!err)
+		*r = (struct vmres_range){ id, id };
+	return err;
+}
+
+/* The "allocate" of every kind's ops table (invariant 1 picks the allocator). */
+static int kind_allocate(struct vmres_allocator *self, const struct vmres_request *req,
+			 struct vmres_resource *out)
 {
 	struct vmres__system_kind *k = callback_kind(self);
-	struct vmres_addr_request ar;
 	struct vmres_range r;
 	int err;
 
@@ -122,19 +148,15 @@ static int addr_kind_allocate(struct vmres_allocator *self, const struct vmres_r
 	err = vmres__system_check_request(k->sys, req);
 	if (err)
 		return err;
-	ar = (struct vmres_addr_request){ .size = req->size,
-					  .align = req->align,
-					  .policy = req->policy,
-					  .addr = req->fixed,
-					  .tag = req->tag };
-	err = vmres_addr_alloc(k->addr, &ar, &r);
+	err = k->addr ? addr_take(k, req, &r) : id_take(k, req, &r);
 	if (err)
 		return err;
 	*out = (struct vmres_resource){ .kind = k->kind, .range = r, .tag = req->tag };
 	return VMRES_OK;
 }
 
-static int addr_kind_free(struct vmres_allocator *self, const struct vmres_resource *res)
+/* The "free" of every kind's ops table. */
+static int kind_free(struct vmres_allocator *self, const struct vmres_resource *res)
 {
 	struct vmres__system_kind *k = callback_kind(self);
 	int err;
@@ -142,47 +164,15 @@ static int addr_kind_free(struct vmres_allocator *self, const struct vmres_resou
 	if (!k || !res || res->kind != k->kind)
 		return VMRES_E_INVALID_ARGUMENT;
 	err = vmres__system_check_resource(k->sys, res);
-	return err ? err : vmres_addr_free(k->addr, res->range);
-}
-
-static int id_kind_allocate(struct vmres_allocator *self, const struct vmres_request *req,
-			    struct vmres_resource *out)
-{
-	struct vmres__system_kind *k = callback_kind(self);
-	uint32_t id;
-	int err;
-
-	if (!k || !req || !out || req->kind != k->kind)
-		return VMRES_E_INVALID_ARGUMENT;
-	err = vmres__system_check_request(k->sys, req);
 	if (err)
 		return err;
-	if (req->policy == VMRES_EXACT_MATCH) {
-		id = (uint32_t)req->fixed; /* checked: fits in 32 bits */
-		err = vmres_id_alloc_at(k->ids, id);
-	} else {
-		err = vmres_id_alloc(k->ids, &id);
-	}
-	if (err)
-		return err;
-	*out = (struct vmres_resource){ .kind = k->kind, .range = { id, id }, .tag = req->tag };
-	return VMRES_OK;
-}
-
-static int id_kind_free(struct vmres_allocator *self, const struct vmres_resource *res)
-{
-	struct vmres__system_kind *k = callback_kind(self);
-	int err;
-
-	if (!k || !res || res->kind != k->kind)
-		return VMRES_E_INVALID_ARGUMENT;
-	err = vmres__system_check_resource(k->sys, res);
-	return err ? err : vmres_id_free(k->ids, (uint32_t)res->range.start);
+	return k->addr ? vmres_addr_free(k->addr, res->range)
+		       : vmres_id_free(k->ids, (uint32_t)res->range.start);
 }
 
 bool vmres__system_owns_callback(const struct vmres_allocator *a)
 {
-	return a->allocate == addr_kind_allocate || a->allocate == id_kind_allocate;
+	return a->allocate == kind_allocate;
 }
 
 /* ---- create / destroy ---- */
@@ -212,17 +202,14 @@ static int kind_init(struct vmres_system *sys, enum vmres_kind kind)
 	if (!sys->layout.present[kind])
 		return VMRES_OK;
 	/* keeps invariants 1 and 2 */
-	if (vmres_kind_is_address(kind)) {
+	if (vmres_kind_is_address(kind))
 		err = vmres_addr_allocator_create_ex(span.start, span.end, &sys->kind_mem,
 						     &k->addr);
-		k->ops = (struct vmres_allocator){ addr_kind_allocate, addr_kind_free };
-	} else {
+	else
 		err = vmres_id_allocator_create_ex((uint32_t)span.start, (uint32_t)span.end,
 						   &sys->kind_mem, &k->ids);
-		k->ops = (struct vmres_allocator){ id_kind_allocate, id_kind_free };
-	}
-	if (err)
-		k->ops = (struct vmres_allocator){ NULL, NULL };
+	if (!err)
+		k->ops = (struct vmres_allocator){ kind_allocate, kind_free }; /* invariant 2 */
 	return err;
 }
 
