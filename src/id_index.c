@@ -24,6 +24,22 @@
  * 10. A node is freed (call_rcu) only when both its list reference and its
  *     builder reference are gone, and after a final index search found it at
  *     no level: it is then unreachable from the head at every level.
+ * 11. Node pools (no ABA). A node enters its allocator's pool of its height
+ *     only from node_free_rcu(), the call_rcu callback, i.e. after a full
+ *     grace period since it was retired; every pop runs inside an RCU
+ *     read-side section (vmres__id_node_alloc()'s callers in src/id.c hold
+ *     the read lock; create pops from pools it has just emptied, touching no
+ *     node). A popped node leaves its popper's hands only by a retire
+ *     (call_rcu: after publishing it, or vmres__id_node_discard() if unused),
+ *     so it can come back to a pool, or go to the hook, only after a grace
+ *     period that began after the pop. That grace period cannot end while a
+ *     concurrent popper that loaded it as the pool head is still in its read
+ *     section. So the (head, head->pool_next) pair a popper read is never
+ *     recycled or freed under it: its CAS succeeds only if the head is still
+ *     the same incarnation with the same next. Only vmres__id_pool_drain()
+ *     frees pooled nodes at once, and it runs with no other call (destroy,
+ *     quiescent tests). A pool's count is raised before a push and lowered after
+ *     a pop, so it is never below the pool's size, which stays <= the cap.
  *
  * Why a start link from the index is sound: P's key is below the ID, and P's
  * interval is always within [.., key], so every interval up to P's is below
@@ -38,14 +54,25 @@
  * node from every level, then retires it with call_rcu(). Every traversal is
  * inside an RCU read-side section, so nothing is freed under a reader.
  *
+ * Pools. Nodes cost malloc/free on every free and every alloc that empties a
+ * node, and the callback thread frees what other threads allocated. So the
+ * callback keeps up to ID_POOL_CAP nodes per height class (node size depends
+ * on the height) in a lock-free LIFO (Treiber stack [3]) per allocator, which
+ * vmres__id_node_alloc() pops before asking the hook; a full pool sends the
+ * node to the hook as before. A reused node is set up exactly as a fresh one.
+ * destroy drains the pools through the hook after its rcu_barrier().
+ *
  * [1] T. Harris, "A pragmatic implementation of non-blocking linked-lists",
  *     DISC 2001.
  * [2] K. Fraser, "Practical lock-freedom", PhD thesis, Cambridge, 2004.
+ * [3] R. K. Treiber, "Systems programming: coping with parallelism",
+ *     IBM Research Report RJ 5118, 1986.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "internal/atomic.h"
+#include "internal/id.h"
 #include "internal/id_list.h"
 #include "internal/mem.h"
 #include "internal/rcu.h"
@@ -78,17 +105,109 @@ static uint32_t random_height(void)
 	return h;
 }
 
+void vmres__id_pool_init(struct vmres_id_allocator *ids)
+{
+	for (int h = 0; h <= ID_INDEX_LEVELS; h++) {
+		ids->pool[h].head = 0;
+		ids->pool[h].count = 0;
+	}
+	ids->pool_cap = ID_POOL_CAP;
+}
+
+void vmres__id_pool_disable(struct vmres_id_allocator *ids)
+{
+	/* Relaxed: set before @ids is shared; whatever shares it orders it. */
+	vmres__u64_store_relaxed(&ids->pool_cap, 0);
+	vmres__id_pool_drain(ids);
+}
+
+/* Pops a node of @height, or NULL. Inside a read-side section (invariant 11). */
+static struct id_node *pool_pop(struct vmres_id_allocator *ids, uint32_t height)
+{
+	uintptr_t *head = &ids->pool[height].head;
+
+	for (;;) {
+		/* Acquire: pairs with pool_push()'s CAS, so the node's pool_next
+		 * and the callback's happens-before edge are visible. */
+		uintptr_t top = vmres__uptr_load_acquire(head);
+
+		if (!top)
+			return NULL;
+		/* Relaxed: written before the push CAS that published top (seen by
+		 * the acquire above); not recycled under us (invariant 11). */
+		uintptr_t next = vmres__uptr_load_relaxed(&((struct id_node *)top)->pool_next);
+
+		/* Full barrier; succeeds only if top is still the head (no ABA,
+		 * invariant 11); orders our reuse of the node after it. */
+		if (vmres__uptr_cas(head, top, next)) {
+			/* Full barrier; after the pop, keeps count >= size. */
+			vmres__u64_faa(&ids->pool[height].count, (uint64_t)-1);
+			return (struct id_node *)top;
+		}
+	}
+}
+
+/* Pushes @n on its height's pool unless that is full; false if full. */
+static bool pool_push(struct vmres_id_allocator *ids, struct id_node *n)
+{
+	uintptr_t *head = &ids->pool[n->height].head;
+	uint64_t *count = &ids->pool[n->height].count;
+
+	/* Relaxed: constant once @ids is shared. */
+	uint64_t cap = vmres__u64_load_relaxed(&ids->pool_cap);
+
+	/* Full barrier: reserve a place before the push (count >= size <= cap). */
+	if (vmres__u64_faa(count, 1) >= cap) {
+		vmres__u64_faa(count, (uint64_t)-1); /* full barrier; undo */
+		return false;
+	}
+	for (;;) {
+		/* Relaxed: the CAS below orders it; a stale value fails the CAS. */
+		uintptr_t top = vmres__uptr_load_relaxed(head);
+
+		/* Relaxed: published by the release of the CAS below; pairs with
+		 * pool_pop()'s relaxed load after its acquire of the head. */
+		vmres__uptr_store_relaxed(&n->pool_next, top);
+		/* Full barrier (release): publishes n and its pool_next; pairs
+		 * with pool_pop()'s acquire load of the head. */
+		if (vmres__uptr_cas(head, top, (uintptr_t)n))
+			return true;
+	}
+}
+
+uint64_t vmres__id_pool_drain(struct vmres_id_allocator *ids)
+{
+	uint64_t drained = 0;
+
+	/* No other call runs (documented), so no popper can hold a node. */
+	for (uint32_t h = 0; h <= ID_INDEX_LEVELS; h++) {
+		struct id_node *n;
+
+		while ((n = pool_pop(ids, h))) {
+			vmres__mem_free(&ids->mem, n, node_size(h));
+			drained++;
+		}
+	}
+	return drained;
+}
+
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed)
 {
 	uint32_t height = indexed ? random_height() : 0;
-	struct id_node *n = vmres__mem_alloc(&ids->mem, node_size(height));
+	struct id_node *n = pool_pop(ids, height); /* keeps invariant 11 */
 
-	if (!n)
-		return NULL;
-	if (!vmres__id_aligned(n)) {
-		vmres__mem_free(&ids->mem, n, node_size(height)); /* untouched: no fault */
-		return NULL;
+	if (!n) {
+		n = vmres__mem_alloc(&ids->mem, node_size(height));
+		if (!n)
+			return NULL;
+		if (!vmres__id_aligned(n)) {
+			/* untouched: no fault */
+			vmres__mem_free(&ids->mem, n, node_size(height));
+			return NULL;
+		}
 	}
+	/* Fresh or reused, the same state (a reused node's old readers are
+	 * gone: a grace period passed since its retire, invariant 11). */
 	n->link = (struct vmres__pair){ 0, 0 };
 	n->owner = ids;
 	n->key = key;
@@ -110,9 +229,19 @@ static void node_free_rcu(struct rcu_head *head)
 	struct id_node *n =
 		(struct id_node *)(void *)((char *)head - offsetof(struct id_node, rcu));
 
-	vmres__mem_free(&n->owner->mem, n, node_size(n->height));
-	/* Orders the free before destroy's vmres__rcu_barrier() under TSAN. */
+	/* A grace period passed since the retire: keeps invariant 11. */
+	if (!pool_push(n->owner, n))
+		vmres__mem_free(&n->owner->mem, n, node_size(n->height));
+	/* Orders the push or free before destroy's vmres__rcu_barrier() under
+	 * TSAN. */
 	vmres__rcu_callback_exit();
+}
+
+void vmres__id_node_discard(struct vmres_id_allocator *ids, struct id_node *n)
+{
+	(void)ids;
+	/* Not at once: n may have come from a pool (invariant 11). */
+	vmres__call_rcu(&n->rcu, node_free_rcu);
 }
 
 /* The slot holding level @l + 1's pointer out of @pred (NULL: the head). */

@@ -38,6 +38,11 @@
 #define ID_INDEX_LEVELS 12
 /* On a node's up[l]: the node is leaving index level l + 1 (Harris mark). */
 #define ID_UP_MARK ((uintptr_t)1)
+/*
+ * Retired nodes each allocator keeps per height class for reuse (src/id_index.c)
+ * instead of giving them back to the memory hook; they go back at destroy.
+ */
+#define ID_POOL_CAP 256
 
 /*
  * struct id_node - one free interval
@@ -49,6 +54,8 @@
  * @height: index levels the node is entered in, 0..ID_INDEX_LEVELS
  * @refs:   atomic: 1 while the node is in the list, +1 while its inserter
  *          builds its index tower; whoever drops the last one frees it
+ * @pool_next: atomic: the next node in its allocator's pool of @height
+ *          (src/id_index.c), while the node sits there; else unused
  * @up:     up[l]: the next node at index level l + 1 | ID_UP_MARK
  */
 struct id_node {
@@ -58,7 +65,22 @@ struct id_node {
 	uint32_t key;
 	uint32_t height;
 	uint64_t refs;
+	uintptr_t pool_next;
 	uintptr_t up[];
+};
+
+/* Bytes that keep two hot words off one cache line (blocks are 16-aligned). */
+#define ID_CACHE_LINE 64
+
+/*
+ * struct id_pool - retired nodes of one height, kept for reuse (src/id_index.c)
+ * @head:  atomic: the node on top of the LIFO, 0 when empty
+ * @count: atomic: never below the nodes in the pool, never above the cap
+ */
+struct id_pool {
+	uintptr_t head;
+	uint64_t count;
+	char pad[ID_CACHE_LINE - 2 * sizeof(uint64_t)]; /* one line per class */
 };
 
 struct vmres_id_allocator {
@@ -68,6 +90,11 @@ struct vmres_id_allocator {
 	uint32_t first;
 	uint32_t last;
 	struct vmres_mem_ops mem;
+	uint64_t pool_cap; /* atomic: ID_POOL_CAP, or 0: no pooling */
+	/* Keeps the pools' writes off the lines every call reads above. */
+	char pool_gap[ID_CACHE_LINE];
+	/* Pools of retired nodes, one per height (src/id_index.c, invariant 11). */
+	struct id_pool pool[ID_INDEX_LEVELS + 1];
 };
 
 _Static_assert(offsetof(struct id_node, link) == 0, "link must start the node");
@@ -107,12 +134,23 @@ static inline bool vmres__id_aligned(const void *p)
 /* src/id_index.c: node lifetime. */
 
 /*
- * A new node for interval key @key, with a random index height if @indexed.
- * NULL if the hook fails or gives a block that is not 16-aligned.
+ * A new node for interval key @key, with a random index height if @indexed:
+ * from the pool of that height if it has one, else from the hook. NULL if the
+ * hook fails or gives a block that is not 16-aligned. Call inside an RCU
+ * read-side section (invariant 11), or before @ids is shared (its pools are
+ * empty then).
  */
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed);
-/* Frees a node at once: one never published, or any node in destroy. */
+/* Empties the pools; for create. */
+void vmres__id_pool_init(struct vmres_id_allocator *ids);
+/* Frees a node at once: for destroy only (no other call runs). */
 void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n);
+/*
+ * Gives back a node from vmres__id_node_alloc() that was never published:
+ * through call_rcu(), as it may have come from a pool whose concurrent pops
+ * may still read it (invariant 11).
+ */
+void vmres__id_node_discard(struct vmres_id_allocator *ids, struct id_node *n);
 /* The winner of @n's unlink CAS gives up the list's reference (invariant 7). */
 void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n);
 
