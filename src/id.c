@@ -41,11 +41,12 @@
  * Memory. The winner of the unlink CAS gives the node to src/id_index.c,
  * which takes it out of the index and retires it with call_rcu(). Every
  * traversal is inside an RCU read-side critical section, so a node a
- * traversal reads is neither freed nor reused under it (no ABA on w0). The
- * retire callback keeps up to ID_POOL_CAP nodes per height for reuse by later
- * operations (invariant 11 of src/id_index.c), else frees through the hook.
- * destroy frees the list, then waits for retired nodes (rcu_barrier(); their
- * callback uses the allocator's memory hook), then frees the pooled nodes.
+ * traversal reads is neither freed nor reused under it (no ABA on w0).
+ * Retired nodes go to call_rcu() in batches, and the callback keeps them in
+ * bounded per-height pools for reuse by later operations (invariant 11 and
+ * "Pools" in src/id_index.c), or frees them through the hook. destroy frees
+ * the list, waits for retired nodes (rcu_barrier(); their callback uses the
+ * allocator's memory hook), then frees the pending and pooled nodes.
  *
  * Invariants (named in the code; vmres__id_check() tests 1-3, 5, 8-10):
  *  1. Links change only by a successful double-width CAS of both words; a

@@ -767,8 +767,21 @@ static int64_t pooled_blocks(struct vmres_id_allocator *ids, struct vmres_test_m
 }
 
 /*
- * Retired nodes wait in bounded per-height pools, are reused without asking
- * the hook, and go back to the hook on drain and on destroy.
+ * What the allocator may hold beyond its list on one thread: each height's
+ * pool cap, plus fewer than a batch waiting on each height's pending stack.
+ */
+static int64_t pool_bound(struct vmres_id_allocator *ids)
+{
+	int64_t bound = 0;
+
+	for (uint32_t h = 0; h <= ID_INDEX_LEVELS; h++)
+		bound += (int64_t)vmres__id_pool_cap(ids, h) + ID_POOL_BATCH - 1;
+	return bound;
+}
+
+/*
+ * Retired nodes wait in batches, then in bounded per-height pools, are reused
+ * without asking the hook, and go back to the hook on drain and on destroy.
  */
 static void test_id_pool_reuses_bounded_and_drains(void **state)
 {
@@ -791,8 +804,10 @@ static void test_id_pool_reuses_bounded_and_drains(void **state)
 	}
 	vmres_rcu_barrier();
 	pooled = pooled_blocks(ids, &mem);
-	assert_true(pooled > 0);
-	assert_true(pooled <= (int64_t)(ID_INDEX_LEVELS + 1) * ID_POOL_CAP);
+	/* 2000 retired; the caps for a 10,000-ID range are 10,000 >> 2h. */
+	assert_true(pooled >= 2000 - (int64_t)(ID_INDEX_LEVELS + 1) * (ID_POOL_BATCH - 1));
+	assert_true(pooled <= 2000);
+	assert_true(pooled <= pool_bound(ids));
 
 	/* With the hook failing, frees whose height class has a node still work. */
 	failures = vmres_test_mem_failures(&mem);
@@ -835,6 +850,50 @@ static void test_id_pool_reuses_bounded_and_drains(void **state)
 	vmres_rcu_barrier();
 	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
 	assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
+}
+
+/*
+ * A small range keeps a small pool: after 5,000 retires that all reach the
+ * callbacks at once (one barrier at the end), the blocks held beyond the list
+ * stay within the range-sized caps (the rest went back to the hook). Then,
+ * with the pools filled between rounds, churn takes its nodes from the pools.
+ */
+static void test_id_pool_small_range_stays_small(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	int64_t allocs;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	assert_int_equal(vmres__id_pool_cap(ids, 0), 100);
+	assert_int_equal(vmres__id_pool_cap(ids, 1), 2 * ID_POOL_BATCH);
+	for (uint32_t i = 0; i < 100; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t round = 0; round < 200; round++) {
+		if (round == 100) {
+			vmres_rcu_barrier(); /* every batch so far reaches its pool */
+			assert_true(pooled_blocks(ids, &mem) <= pool_bound(ids));
+			allocs = vmres_test_mem_allocs(&mem);
+		}
+		/* 50 one-ID intervals made, then retired by the allocs. */
+		for (uint32_t i = 0; i < 100; i += 2)
+			assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+		for (uint32_t i = 0; i < 100; i += 2)
+			assert_int_equal(alloc_ok(ids), i);
+		if (round >= 100) {
+			vmres_rcu_barrier(); /* full batches reach the pools */
+			assert_true(pooled_blocks(ids, &mem) <= pool_bound(ids));
+		}
+	}
+	/* The last 100 rounds made 5,000 nodes; most came from the pools. */
+	assert_true(vmres_test_mem_allocs(&mem) - allocs < 2500);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
 }
 
 /*
@@ -920,6 +979,7 @@ int main(void)
 		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),
 		cmocka_unit_test(test_id_random_nomem_and_no_leak),
 		cmocka_unit_test(test_id_pool_reuses_bounded_and_drains),
+		cmocka_unit_test(test_id_pool_small_range_stays_small),
 		cmocka_unit_test(test_id_misaligned_hook_refused),
 	};
 

@@ -11,12 +11,13 @@
  * call. An answer about another thread's IDs (is_allocated, IN_USE,
  * ALREADY_FREED) was true at that instant and may be stale on return.
  *
- * Memory: one node per free interval (64 bytes plus 8 per index level,
- * about 67 on average; a run of IDs freed in descending order shares one).
+ * Memory: one node per free interval (72 bytes plus 8 per index level,
+ * about 75 on average; a run of IDs freed in descending order shares one).
  * free makes at most one node, alloc_at at most one, alloc none. Nodes of
- * emptied intervals are not all given back to the memory hook: up to 256
- * per index height class (13 classes) stay cached in the allocator for
- * reuse by later calls, and go back to the hook only at destroy.
+ * emptied intervals are not all given back to the memory hook: they are
+ * kept in the allocator for reuse by later calls, at most about as many as
+ * the range has IDs and 3.3 MB in all (docs/design.md, "Node pools"), and
+ * go back to the hook at destroy.
  *
  * Calls that may run at the same time (any registered threads):
  *   alloc, alloc_at, free, is_allocated  - with each other, freely

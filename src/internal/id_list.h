@@ -39,10 +39,14 @@
 /* On a node's up[l]: the node is leaving index level l + 1 (Harris mark). */
 #define ID_UP_MARK ((uintptr_t)1)
 /*
- * Retired nodes each allocator keeps per height class for reuse (src/id_index.c)
- * instead of giving them back to the memory hook; they go back at destroy.
+ * Retired nodes each allocator keeps for reuse (src/id_index.c) instead of
+ * giving them back to the memory hook: of height h, up to C >> 2h, at least
+ * 2 * ID_POOL_BATCH, where C is the range's size capped at ID_POOL_CAP. They
+ * go back at destroy.
  */
-#define ID_POOL_CAP 256
+#define ID_POOL_CAP 32768
+/* Retired nodes handed to one call_rcu() (src/id_index.c). */
+#define ID_POOL_BATCH 32
 
 /*
  * struct id_node - one free interval
@@ -54,8 +58,10 @@
  * @height: index levels the node is entered in, 0..ID_INDEX_LEVELS
  * @refs:   atomic: 1 while the node is in the list, +1 while its inserter
  *          builds its index tower; whoever drops the last one frees it
- * @pool_next: atomic: the next node in its allocator's pool of @height
- *          (src/id_index.c), while the node sits there; else unused
+ * @batch_len: atomic: once retired, the nodes from this one down its batch
+ *          (src/id_index.c); shares its place with @refs, dead by then
+ * @pool_next: atomic: the next node of its batch or pool, once retired
+ * @batch_tail: atomic: once retired, the last node of its batch
  * @up:     up[l]: the next node at index level l + 1 | ID_UP_MARK
  */
 struct id_node {
@@ -64,8 +70,12 @@ struct id_node {
 	struct vmres_id_allocator *owner;
 	uint32_t key;
 	uint32_t height;
-	uint64_t refs;
+	union {
+		uint64_t refs;
+		uint64_t batch_len;
+	};
 	uintptr_t pool_next;
+	uintptr_t batch_tail;
 	uintptr_t up[];
 };
 
@@ -73,14 +83,17 @@ struct id_node {
 #define ID_CACHE_LINE 64
 
 /*
- * struct id_pool - retired nodes of one height, kept for reuse (src/id_index.c)
- * @head:  atomic: the node on top of the LIFO, 0 when empty
- * @count: atomic: never below the nodes in the pool, never above the cap
+ * struct id_pool - retired nodes of one height (src/id_index.c)
+ * @pending: atomic: top of the stack of nodes retired since the last batch
+ *           left for call_rcu(), 0 when empty
+ * @head:    atomic: top of the LIFO of reusable nodes, 0 when empty
+ * @count:   atomic: never below the nodes in the LIFO, never above the cap
  */
 struct id_pool {
+	uintptr_t pending;
 	uintptr_t head;
 	uint64_t count;
-	char pad[ID_CACHE_LINE - 2 * sizeof(uint64_t)]; /* one line per class */
+	char pad[ID_CACHE_LINE - 3 * sizeof(uint64_t)]; /* one line per class */
 };
 
 struct vmres_id_allocator {
@@ -90,7 +103,7 @@ struct vmres_id_allocator {
 	uint32_t first;
 	uint32_t last;
 	struct vmres_mem_ops mem;
-	uint64_t pool_cap; /* atomic: ID_POOL_CAP, or 0: no pooling */
+	uint64_t pool_cap; /* atomic: C of ID_POOL_CAP's comment, or 0: no pooling */
 	/* Keeps the pools' writes off the lines every call reads above. */
 	char pool_gap[ID_CACHE_LINE];
 	/* Pools of retired nodes, one per height (src/id_index.c, invariant 11). */
@@ -141,8 +154,10 @@ static inline bool vmres__id_aligned(const void *p)
  * empty then).
  */
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed);
-/* Empties the pools; for create. */
+/* Empties the pools and sets their caps; for create, after first and last. */
 void vmres__id_pool_init(struct vmres_id_allocator *ids);
+/* The most nodes of height @h the pool keeps (pending batches not counted). */
+uint64_t vmres__id_pool_cap(const struct vmres_id_allocator *ids, uint32_t h);
 /* Frees a node at once: for destroy only (no other call runs). */
 void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n);
 /*
