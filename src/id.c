@@ -86,9 +86,10 @@
  * met a DEL or FROZEN link; each means another operation's CAS succeeded. No
  * thread waits for another: whoever meets a deletion finishes it. After a
  * lost race on a hot link a thread backs off briefly (a bounded pause, not a
- * wait for anyone). Retiring a node is call_rcu(), a wait-free enqueue once
- * liburcu's callback thread exists; create makes sure it does, since making
- * it takes a mutex.
+ * wait for anyone). Retiring a node is a push on a pending stack (a CAS
+ * loop that fails only when another retire succeeded) and, once per batch,
+ * call_rcu(): a wait-free enqueue once liburcu's callback thread exists;
+ * create makes sure it does, since making it takes a mutex.
  *
  * [1] T. Harris, "A pragmatic implementation of non-blocking linked-lists",
  *     DISC 2001.

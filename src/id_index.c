@@ -72,7 +72,9 @@
  * the chain on the height's pool (a Treiber LIFO) with one CAS, touching only
  * the chain's two ends, so the nodes' lines stay with the thread that
  * retired them. vmres__id_node_alloc() pops the pool before asking the hook;
- * a chain that would take the pool past its cap goes back to the hook. A
+ * a chain that would take the pool past its cap goes back to the hook. Caps
+ * follow the range (vmres__id_pool_init()); a height whose cap is below one
+ * batch does not pool: its nodes go to call_rcu() and the hook one by one. A
  * reused node is set up exactly as a fresh one. Up to ID_POOL_BATCH - 1
  * nodes per height wait on a pending stack until more retires come (or
  * destroy). destroy drains pending stacks and pools through the hook after
@@ -126,9 +128,14 @@ static uint32_t random_height(void)
 uint64_t vmres__id_pool_cap(const struct vmres_id_allocator *ids, uint32_t h)
 {
 	/* Relaxed: constant once @ids is shared. */
-	uint64_t cap = vmres__u64_load_relaxed(&ids->pool_cap) >> (2 * h);
+	return vmres__u64_load_relaxed(&ids->pool_cap) >> (2 * h);
+}
 
-	return cap < 2 * ID_POOL_BATCH ? 2 * ID_POOL_BATCH : cap;
+/* Whether retired nodes of height @h are batched and pooled at all. */
+static bool pool_takes(const struct vmres_id_allocator *ids, uint32_t h)
+{
+	/* A pool that cannot hold one batch would free every batch it gets. */
+	return vmres__id_pool_cap(ids, h) >= ID_POOL_BATCH;
 }
 
 void vmres__id_pool_init(struct vmres_id_allocator *ids)
@@ -138,7 +145,8 @@ void vmres__id_pool_init(struct vmres_id_allocator *ids)
 		ids->pool[h].head = 0;
 		ids->pool[h].count = 0;
 	}
-	/* Never more nodes than the range has IDs: small allocators stay small. */
+	/* At most as many nodes of height 0 as the range has IDs, 1/4 of that of
+	 * height 1, and so on: about 4/3 of the range in all, at most. */
 	ids->pool_cap = (uint64_t)ids->last - ids->first + 1;
 	if (ids->pool_cap > ID_POOL_CAP)
 		ids->pool_cap = ID_POOL_CAP;
@@ -260,9 +268,8 @@ static void node_retire(struct vmres_id_allocator *ids, struct id_node *n)
 	uintptr_t top, tail;
 	uint64_t len;
 
-	/* Relaxed: constant once @ids is shared. */
-	if (!vmres__u64_load_relaxed(&ids->pool_cap)) {
-		vmres__call_rcu(&n->rcu, node_free_rcu);
+	if (!pool_takes(ids, n->height)) {
+		vmres__call_rcu(&n->rcu, node_free_rcu); /* straight back to the hook */
 		return;
 	}
 	for (;;) {
@@ -350,6 +357,11 @@ void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n)
 
 void vmres__id_node_discard(struct vmres_id_allocator *ids, struct id_node *n)
 {
+	if (!pool_takes(ids, n->height)) {
+		/* Never in a pool of its height: nobody else can have seen it. */
+		vmres__id_node_free_now(ids, n);
+		return;
+	}
 	/* Not at once: n may have come from a pool (invariant 11). */
 	vmres__rcu_read_lock();
 	node_retire(ids, n);

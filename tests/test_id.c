@@ -853,7 +853,7 @@ static void test_id_pool_reuses_bounded_and_drains(void **state)
 }
 
 /*
- * A small range keeps a small pool: after 5,000 retires that all reach the
+ * A small range keeps a small pool, a tiny one none: after 5,000 retires that all reach the
  * callbacks at once (one barrier at the end), the blocks held beyond the list
  * stay within the range-sized caps (the rest went back to the hook). Then,
  * with the pools filled between rounds, churn takes its nodes from the pools.
@@ -864,13 +864,13 @@ static void test_id_pool_small_range_stays_small(void **state)
 	struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
-	int64_t allocs;
+	int64_t allocs = 0;
 
 	vmres_test_mem_init(&mem);
 	ops = vmres_test_mem_ops(&mem);
 	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
 	assert_int_equal(vmres__id_pool_cap(ids, 0), 100);
-	assert_int_equal(vmres__id_pool_cap(ids, 1), 2 * ID_POOL_BATCH);
+	assert_int_equal(vmres__id_pool_cap(ids, 1), 25); /* below a batch: not pooled */
 	for (uint32_t i = 0; i < 100; i++)
 		assert_int_equal(alloc_ok(ids), i);
 	for (uint32_t round = 0; round < 200; round++) {
@@ -889,8 +889,26 @@ static void test_id_pool_small_range_stays_small(void **state)
 			assert_true(pooled_blocks(ids, &mem) <= pool_bound(ids));
 		}
 	}
-	/* The last 100 rounds made 5,000 nodes; most came from the pools. */
+	/* The last 100 rounds made 5,000 nodes; the height-0 ones (3/4 of
+	 * them) came from the pool, the others from the hook. */
 	assert_true(vmres_test_mem_allocs(&mem) - allocs < 2500);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+
+	/* 24 IDs (legacy IRQs): no height can hold a batch, nothing is kept. */
+	assert_int_equal(vmres_id_allocator_create_ex(0, 23, &ops, &ids), VMRES_OK);
+	assert_true(vmres__id_pool_cap(ids, 0) < ID_POOL_BATCH);
+	for (uint32_t i = 0; i < 24; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t round = 0; round < 100; round++) {
+		for (uint32_t i = 0; i < 24; i += 2)
+			assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+		for (uint32_t i = 0; i < 24; i += 2)
+			assert_int_equal(alloc_ok(ids), i);
+	}
+	vmres_rcu_barrier();
+	assert_int_equal(pooled_blocks(ids, &mem), 0);
 	vmres_id_allocator_destroy(ids);
 	vmres_rcu_barrier();
 	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);

@@ -15,9 +15,9 @@
  * about 75 on average; a run of IDs freed in descending order shares one).
  * free makes at most one node, alloc_at at most one, alloc none. Nodes of
  * emptied intervals are not all given back to the memory hook: they are
- * kept in the allocator for reuse by later calls, at most about as many as
- * the range has IDs and 3.3 MB in all (docs/design.md, "Node pools"), and
- * go back to the hook at destroy.
+ * kept in the allocator for reuse by later calls, at most about 4/3 as many
+ * as the range has IDs and 3.3 MB in all, none for a range under 32 IDs
+ * (docs/design.md, "Node pools"), and go back to the hook at destroy.
  *
  * Calls that may run at the same time (any registered threads):
  *   alloc, alloc_at, free, is_allocated  - with each other, freely

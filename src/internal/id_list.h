@@ -40,9 +40,9 @@
 #define ID_UP_MARK ((uintptr_t)1)
 /*
  * Retired nodes each allocator keeps for reuse (src/id_index.c) instead of
- * giving them back to the memory hook: of height h, up to C >> 2h, at least
- * 2 * ID_POOL_BATCH, where C is the range's size capped at ID_POOL_CAP. They
- * go back at destroy.
+ * giving them back to the memory hook: of height h, up to C >> 2h, where C is
+ * the range's size capped at ID_POOL_CAP (a height whose cap is below
+ * ID_POOL_BATCH does not pool). They go back at destroy.
  */
 #define ID_POOL_CAP 32768
 /* Retired nodes handed to one call_rcu() (src/id_index.c). */
@@ -93,7 +93,9 @@ struct id_pool {
 	uintptr_t pending;
 	uintptr_t head;
 	uint64_t count;
-	char pad[ID_CACHE_LINE - 3 * sizeof(uint64_t)]; /* one line per class */
+	/* 64 bytes per class; the block is only 16-aligned, so a class may
+	 * share a line with a neighbour class, never with the hot fields. */
+	char pad[ID_CACHE_LINE - 3 * sizeof(uint64_t)];
 };
 
 struct vmres_id_allocator {
@@ -156,14 +158,16 @@ static inline bool vmres__id_aligned(const void *p)
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed);
 /* Empties the pools and sets their caps; for create, after first and last. */
 void vmres__id_pool_init(struct vmres_id_allocator *ids);
-/* The most nodes of height @h the pool keeps (pending batches not counted). */
+/* The most nodes of height @h the pool keeps (pending batches not counted);
+ * below ID_POOL_BATCH, that height does not pool at all. */
 uint64_t vmres__id_pool_cap(const struct vmres_id_allocator *ids, uint32_t h);
 /* Frees a node at once: for destroy only (no other call runs). */
 void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n);
 /*
  * Gives back a node from vmres__id_node_alloc() that was never published:
- * through call_rcu(), as it may have come from a pool whose concurrent pops
- * may still read it (invariant 11).
+ * retired like any other (pending stack, then a grace period), as it may have
+ * come from a pool whose concurrent pops may still read it (invariant 11);
+ * at once where its height does not pool.
  */
 void vmres__id_node_discard(struct vmres_id_allocator *ids, struct id_node *n);
 /* The winner of @n's unlink CAS gives up the list's reference (invariant 7). */
