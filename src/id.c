@@ -42,8 +42,11 @@
  * which takes it out of the index and retires it with call_rcu(). Every
  * traversal is inside an RCU read-side critical section, so a node a
  * traversal reads is neither freed nor reused under it (no ABA on w0).
- * destroy frees the list, then waits for retired nodes (rcu_barrier(); their
- * callback uses the allocator's memory hook).
+ * Retired nodes go to call_rcu() in batches, and the callback keeps them in
+ * bounded per-height pools for reuse by later operations (invariant 11 and
+ * "Pools" in src/id_index.c), or frees them through the hook. destroy frees
+ * the list, waits for retired nodes (rcu_barrier(); their callback uses the
+ * allocator's memory hook), then frees the pending and pooled nodes.
  *
  * Invariants (named in the code; vmres__id_check() tests 1-3, 5, 8-10):
  *  1. Links change only by a successful double-width CAS of both words; a
@@ -83,9 +86,10 @@
  * met a DEL or FROZEN link; each means another operation's CAS succeeded. No
  * thread waits for another: whoever meets a deletion finishes it. After a
  * lost race on a hot link a thread backs off briefly (a bounded pause, not a
- * wait for anyone). Retiring a node is call_rcu(), a wait-free enqueue once
- * liburcu's callback thread exists; create makes sure it does, since making
- * it takes a mutex.
+ * wait for anyone). Retiring a node is a push on a pending stack (a CAS
+ * loop that fails only when another retire succeeded) and, once per batch,
+ * call_rcu(): a wait-free enqueue once liburcu's callback thread exists;
+ * create makes sure it does, since making it takes a mutex.
  *
  * [1] T. Harris, "A pragmatic implementation of non-blocking linked-lists",
  *     DISC 2001.
@@ -98,6 +102,7 @@
 #include <vmres/id.h>
 
 #include "internal/atomic.h"
+#include "internal/id.h"
 #include "internal/id_list.h"
 #include "internal/mem.h"
 #include "internal/rcu.h"
@@ -295,6 +300,7 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 	for (int l = 0; l < ID_INDEX_LEVELS; l++)
 		ids->head_up[l] = 0;
 	ids->index_top = 0;
+	vmres__id_pool_init(ids); /* empty before the first pop below */
 	/* The never-handed-out [first, last]; not indexed (nothing lies past it). */
 	tail = vmres__id_node_alloc(ids, last, false);
 	if (!tail) {
@@ -323,8 +329,10 @@ void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 		vmres__id_node_free_now(ids, n);
 		n = next;
 	}
-	/* Retired nodes' callbacks read ids->mem: wait for them first. */
+	/* Retired nodes' callbacks read ids->mem and fill the pools: wait for
+	 * them first, then give the pooled nodes back. */
 	vmres__rcu_barrier();
+	vmres__id_pool_drain(ids);
 	ops = ids->mem;
 	vmres__mem_free(&ops, ids, sizeof(*ids));
 }
@@ -393,7 +401,7 @@ int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id)
 	}
 	vmres__rcu_read_unlock();
 	if (spare)
-		vmres__id_node_free_now(ids, spare); /* never published */
+		vmres__id_node_discard(ids, spare); /* never published */
 	return rc;
 }
 
@@ -451,7 +459,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 	}
 	vmres__rcu_read_unlock();
 	if (spare)
-		vmres__id_node_free_now(ids, spare); /* never published */
+		vmres__id_node_discard(ids, spare); /* never published */
 	return rc;
 }
 

@@ -24,6 +24,30 @@
  * 10. A node is freed (call_rcu) only when both its list reference and its
  *     builder reference are gone, and after a final index search found it at
  *     no level: it is then unreachable from the head at every level.
+ * 11. Retired nodes and pools (no ABA). Every node_retire() and every
+ *     pool_pop() runs inside an RCU read-side section (the callers in
+ *     src/id.c hold the read lock; vmres__id_node_discard() takes it; create
+ *     pops from pools it has just emptied). A retired node goes on its
+ *     height's pending stack; the thread whose push makes the stack's length
+ *     a multiple of ID_POOL_BATCH swaps the whole stack out and hands it to
+ *     one call_rcu(); the callback, a grace period later, puts the chain on
+ *     the pool (or frees it). So a node enters a pool only after a grace
+ *     period that began after it was retired, and it was retired only after
+ *     it was popped (if it came from a pool). Hence a thread that loaded X
+ *     as the top of a pool, or of a pending stack, inside its read section,
+ *     cannot see X come back to that place before it leaves the section: X
+ *     would have to be popped or swapped out (after the load), retired, and
+ *     wait out a grace period that cannot end while the loader is still in
+ *     its section. So the top and the fields read from it (pool_next,
+ *     batch_tail, batch_len) belong to the incarnation the CAS compares
+ *     against: the CAS succeeds only if nothing changed (no ABA), and a stale
+ *     read fails it. Nodes on a pending stack or in a pool are never written
+ *     except by their pusher before its CAS, by the callback on the chain's
+ *     last node before its push CAS, and by the popper after its pop. Only
+ *     vmres__id_pool_drain() frees pooled or pending nodes at once, with no
+ *     other call running (destroy, quiescent tests). A pool's count is
+ *     raised before a push and lowered after a pop, so it is never below the
+ *     pool's size, which stays <= vmres__id_pool_cap().
  *
  * Why a start link from the index is sound: P's key is below the ID, and P's
  * interval is always within [.., key], so every interval up to P's is below
@@ -38,14 +62,37 @@
  * node from every level, then retires it with call_rcu(). Every traversal is
  * inside an RCU read-side section, so nothing is freed under a reader.
  *
+ * Pools. Without them every free makes a node with malloc() and every alloc
+ * that empties an interval retires one to call_rcu(), whose thread frees it:
+ * the allocating thread's malloc() then misses its thread cache every time
+ * and both threads contend on the arena. Instead, retired nodes gather on a
+ * per-allocator, per-height pending stack (a Treiber stack [3]: one CAS per
+ * node, on a line of the retiring thread's own allocator); every
+ * ID_POOL_BATCH of them go to call_rcu() as one chain, whose callback puts
+ * the chain on the height's pool (a Treiber LIFO) with one CAS, touching only
+ * the chain's two ends, so the nodes' lines stay with the thread that
+ * retired them. vmres__id_node_alloc() pops the pool before asking the hook;
+ * a chain that would take the pool past its cap goes back to the hook. Caps
+ * follow the range (vmres__id_pool_init()); a height whose cap is below one
+ * batch does not pool: its nodes go to call_rcu() and the hook one by one. A
+ * reused node is set up exactly as a fresh one. Up to ID_POOL_BATCH - 1
+ * nodes per height wait on a pending stack until more retires come (or
+ * destroy). destroy drains pending stacks and pools through the hook after
+ * its rcu_barrier(). A system's per-kind allocators turn pooling off
+ * (vmres__id_pool_disable()): their hook lends rollback-reserve blocks that
+ * must flow back soon, so each retired node goes to call_rcu() and the hook.
+ *
  * [1] T. Harris, "A pragmatic implementation of non-blocking linked-lists",
  *     DISC 2001.
  * [2] K. Fraser, "Practical lock-freedom", PhD thesis, Cambridge, 2004.
+ * [3] R. K. Treiber, "Systems programming: coping with parallelism",
+ *     IBM Research Report RJ 5118, 1986.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "internal/atomic.h"
+#include "internal/id.h"
 #include "internal/id_list.h"
 #include "internal/mem.h"
 #include "internal/rcu.h"
@@ -78,17 +125,221 @@ static uint32_t random_height(void)
 	return h;
 }
 
+uint64_t vmres__id_pool_cap(const struct vmres_id_allocator *ids, uint32_t h)
+{
+	/* Relaxed: constant once @ids is shared. */
+	return vmres__u64_load_relaxed(&ids->pool_cap) >> (2 * h);
+}
+
+/* Whether retired nodes of height @h are batched and pooled at all. */
+static bool pool_takes(const struct vmres_id_allocator *ids, uint32_t h)
+{
+	/* A pool that cannot hold one batch would free every batch it gets. */
+	return vmres__id_pool_cap(ids, h) >= ID_POOL_BATCH;
+}
+
+void vmres__id_pool_init(struct vmres_id_allocator *ids)
+{
+	for (int h = 0; h <= ID_INDEX_LEVELS; h++) {
+		ids->pool[h].pending = 0;
+		ids->pool[h].head = 0;
+		ids->pool[h].count = 0;
+	}
+	/* At most as many nodes of height 0 as the range has IDs, 1/4 of that of
+	 * height 1, and so on: about 4/3 of the range in all, at most. */
+	ids->pool_cap = (uint64_t)ids->last - ids->first + 1;
+	if (ids->pool_cap > ID_POOL_CAP)
+		ids->pool_cap = ID_POOL_CAP;
+}
+
+void vmres__id_pool_disable(struct vmres_id_allocator *ids)
+{
+	/* Relaxed: set before @ids is shared; whatever shares it orders it. */
+	vmres__u64_store_relaxed(&ids->pool_cap, 0);
+	vmres__id_pool_drain(ids);
+}
+
+/* Pops a node of @height, or NULL. Inside a read-side section (invariant 11). */
+static struct id_node *pool_pop(struct vmres_id_allocator *ids, uint32_t height)
+{
+	uintptr_t *head = &ids->pool[height].head;
+
+	for (;;) {
+		/* Acquire: pairs with batch_rcu()'s push CAS, so the pushed
+		 * chain's pool_next links and the callback's happens-before edge
+		 * are visible. */
+		uintptr_t top = vmres__uptr_load_acquire(head);
+
+		if (!top)
+			return NULL;
+		/* Relaxed: written before the push that published top (seen by
+		 * the acquire above); not recycled under us (invariant 11), so a
+		 * stale value can only belong to a CAS that fails. */
+		uintptr_t next = vmres__uptr_load_relaxed(&((struct id_node *)top)->pool_next);
+
+		/* Full barrier; succeeds only if top is still the head (no ABA,
+		 * invariant 11); orders our reuse of the node after it. */
+		if (vmres__uptr_cas(head, top, next)) {
+			/* Full barrier; after the pop, keeps count >= size. */
+			vmres__u64_faa(&ids->pool[height].count, (uint64_t)-1);
+			return (struct id_node *)top;
+		}
+	}
+}
+
+/* Gives a chain of @first's batch back to the hook (no reader can reach it). */
+static uint64_t chain_free(struct vmres_id_allocator *ids, struct id_node *first)
+{
+	uint64_t freed = 0;
+
+	while (first) {
+		/* Relaxed: the chain is private to the caller (see callers). */
+		struct id_node *next =
+			(struct id_node *)vmres__uptr_load_relaxed(&first->pool_next);
+
+		vmres__mem_free(&ids->mem, first, node_size(first->height));
+		first = next;
+		freed++;
+	}
+	return freed;
+}
+
+/*
+ * The call_rcu() callback of one batch: a grace period has passed since the
+ * batch left its pending stack, so no reader holds any of its nodes (keeps
+ * invariant 11). Puts the whole chain on the pool with one CAS, touching only
+ * its first and last node, or frees it if the pool is full.
+ */
+static void batch_rcu(struct rcu_head *rh)
+{
+	vmres__rcu_callback_enter();
+	struct id_node *first =
+		(struct id_node *)(void *)((char *)rh - offsetof(struct id_node, rcu));
+	struct vmres_id_allocator *ids = first->owner;
+	struct id_pool *pool = &ids->pool[first->height];
+	/* Relaxed: written by the pusher before the CAS that published first,
+	 * which the swap that took the batch acquired; call_rcu orders the rest. */
+	struct id_node *last = (struct id_node *)vmres__uptr_load_relaxed(&first->batch_tail);
+	uint64_t len = vmres__u64_load_relaxed(&first->batch_len);
+
+	/* Full barrier: reserve room before the push (count >= size <= cap). */
+	if (vmres__u64_faa(&pool->count, len) + len > vmres__id_pool_cap(ids, first->height)) {
+		vmres__u64_faa(&pool->count, (uint64_t)0 - len); /* full barrier; undo */
+		chain_free(ids, first);
+	} else {
+		for (;;) {
+			/* Relaxed: the CAS below orders it; stale fails the CAS. */
+			uintptr_t top = vmres__uptr_load_relaxed(&pool->head);
+
+			/* Relaxed: published by the release of the CAS below;
+			 * pairs with pool_pop()'s load after its acquire. */
+			vmres__uptr_store_relaxed(&last->pool_next, top);
+			/* Full barrier (release): publishes the chain; pairs with
+			 * pool_pop()'s acquire load of the head. */
+			if (vmres__uptr_cas(&pool->head, top, (uintptr_t)first))
+				break;
+		}
+	}
+	/* Orders the push or free before destroy's vmres__rcu_barrier() (TSAN). */
+	vmres__rcu_callback_exit();
+}
+
+/* With pooling off: each node goes back to the hook after a grace period. */
+static void node_free_rcu(struct rcu_head *head)
+{
+	vmres__rcu_callback_enter();
+	struct id_node *n =
+		(struct id_node *)(void *)((char *)head - offsetof(struct id_node, rcu));
+
+	vmres__mem_free(&n->owner->mem, n, node_size(n->height));
+	/* Orders the free before destroy's vmres__rcu_barrier() under TSAN. */
+	vmres__rcu_callback_exit();
+}
+
+/*
+ * Retires @n, which no new search can reach (invariants 7 and 10, or never
+ * published). Caller holds the RCU read lock (invariant 11). Pooling on: @n
+ * goes on its height's pending stack; whoever completes a batch of
+ * ID_POOL_BATCH takes the whole stack and hands it to call_rcu() once.
+ */
+static void node_retire(struct vmres_id_allocator *ids, struct id_node *n)
+{
+	struct id_pool *pool = &ids->pool[n->height];
+	uintptr_t top, tail;
+	uint64_t len;
+
+	if (!pool_takes(ids, n->height)) {
+		vmres__call_rcu(&n->rcu, node_free_rcu); /* straight back to the hook */
+		return;
+	}
+	for (;;) {
+		/* Acquire: pairs with the CAS that pushed top, so its batch
+		 * fields below are the ones it was pushed with. */
+		top = vmres__uptr_load_acquire(&pool->pending);
+		if (top) {
+			/* Relaxed: fixed while top is on the stack; top cannot be
+			 * reused before we leave the read section (invariant 11),
+			 * and a stale stack fails the CAS. */
+			tail = vmres__uptr_load_relaxed(&((struct id_node *)top)->batch_tail);
+			len = vmres__u64_load_relaxed(&((struct id_node *)top)->batch_len) + 1;
+		} else {
+			tail = (uintptr_t)n; /* n starts a batch: it is its last node */
+			len = 1;
+		}
+		/* Relaxed: n is ours; published by the release of the CAS below. */
+		vmres__uptr_store_relaxed(&n->pool_next, top);
+		vmres__uptr_store_relaxed(&n->batch_tail, tail);
+		vmres__u64_store_relaxed(&n->batch_len, len);
+		/* Full barrier (release): publishes n on the pending stack; pairs
+		 * with the acquire above and the swap below. */
+		if (vmres__uptr_cas(&pool->pending, top, (uintptr_t)n))
+			break;
+	}
+	if (len % ID_POOL_BATCH)
+		return;
+	/* Full barrier (acquire): takes every node pushed so far; pairs with
+	 * their pushers' CAS. Another thread's later swap may find it empty. */
+	top = vmres__uptr_swap(&pool->pending, 0);
+	if (top)
+		vmres__call_rcu(&((struct id_node *)top)->rcu, batch_rcu);
+}
+
+uint64_t vmres__id_pool_drain(struct vmres_id_allocator *ids)
+{
+	uint64_t drained = 0;
+
+	/* No other call runs (documented), so no reader or popper holds a node. */
+	for (uint32_t h = 0; h <= ID_INDEX_LEVELS; h++) {
+		struct id_node *n;
+
+		while ((n = pool_pop(ids, h))) {
+			vmres__mem_free(&ids->mem, n, node_size(h));
+			drained++;
+		}
+		/* Full barrier: the pending nodes' pushes are visible. */
+		drained += chain_free(ids,
+				      (struct id_node *)vmres__uptr_swap(&ids->pool[h].pending, 0));
+	}
+	return drained;
+}
+
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed)
 {
 	uint32_t height = indexed ? random_height() : 0;
-	struct id_node *n = vmres__mem_alloc(&ids->mem, node_size(height));
+	struct id_node *n = pool_pop(ids, height); /* keeps invariant 11 */
 
-	if (!n)
-		return NULL;
-	if (!vmres__id_aligned(n)) {
-		vmres__mem_free(&ids->mem, n, node_size(height)); /* untouched: no fault */
-		return NULL;
+	if (!n) {
+		n = vmres__mem_alloc(&ids->mem, node_size(height));
+		if (!n)
+			return NULL;
+		if (!vmres__id_aligned(n)) {
+			/* untouched: no fault */
+			vmres__mem_free(&ids->mem, n, node_size(height));
+			return NULL;
+		}
 	}
+	/* Fresh or reused, the same state (a reused node's old readers are
+	 * gone: a grace period passed since its retire, invariant 11). */
 	n->link = (struct vmres__pair){ 0, 0 };
 	n->owner = ids;
 	n->key = key;
@@ -104,15 +355,17 @@ void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n)
 	vmres__mem_free(&ids->mem, n, node_size(n->height));
 }
 
-static void node_free_rcu(struct rcu_head *head)
+void vmres__id_node_discard(struct vmres_id_allocator *ids, struct id_node *n)
 {
-	vmres__rcu_callback_enter();
-	struct id_node *n =
-		(struct id_node *)(void *)((char *)head - offsetof(struct id_node, rcu));
-
-	vmres__mem_free(&n->owner->mem, n, node_size(n->height));
-	/* Orders the free before destroy's vmres__rcu_barrier() under TSAN. */
-	vmres__rcu_callback_exit();
+	if (!pool_takes(ids, n->height)) {
+		/* Never in a pool of its height: nobody else can have seen it. */
+		vmres__id_node_free_now(ids, n);
+		return;
+	}
+	/* Not at once: n may have come from a pool (invariant 11). */
+	vmres__rcu_read_lock();
+	node_retire(ids, n);
+	vmres__rcu_read_unlock();
 }
 
 /* The slot holding level @l + 1's pointer out of @pred (NULL: the head). */
@@ -226,7 +479,7 @@ done:
 	/* Full barrier: the builder's last link is visible before the drop. */
 	if (vmres__u64_faa(&n->refs, (uint64_t)-1) == 1) {
 		index_find(ids, n->key, n, NULL, NULL); /* keeps invariant 10 */
-		vmres__call_rcu(&n->rcu, node_free_rcu);
+		node_retire(ids, n);
 	}
 }
 
@@ -249,14 +502,14 @@ void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n)
 {
 	if (!n->height) {
 		/* The list's reference was the only one: no index, no builder. */
-		vmres__call_rcu(&n->rcu, node_free_rcu);
+		node_retire(ids, n);
 		return;
 	}
 	index_mark(n);
 	/* Full barrier: marks are visible before the drop. */
 	if (vmres__u64_faa(&n->refs, (uint64_t)-1) == 1) {
 		index_find(ids, n->key, n, NULL, NULL); /* keeps invariant 10 */
-		vmres__call_rcu(&n->rcu, node_free_rcu);
+		node_retire(ids, n);
 	}
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal/id.h"
+#include "internal/id_list.h"
 
 static struct vmres_id_allocator *make(uint32_t first, uint32_t last)
 {
@@ -603,8 +604,13 @@ static void fails_cleanly(struct vmres_id_allocator *ids, struct vmres_test_mem 
 			  int64_t node_delta)
 {
 	struct snapshot before, after;
-	int64_t blocks = vmres_test_mem_live_blocks(mem);
-	int64_t failures = vmres_test_mem_failures(mem);
+	int64_t blocks, failures;
+
+	/* Pooled nodes would spare the hook: empty the pools (callbacks first). */
+	vmres_rcu_barrier();
+	vmres__id_pool_drain(ids);
+	blocks = vmres_test_mem_live_blocks(mem);
+	failures = vmres_test_mem_failures(mem);
 
 	snap_take(ids, &before);
 	vmres_test_mem_fail_after(mem, 0);
@@ -616,7 +622,8 @@ static void fails_cleanly(struct vmres_id_allocator *ids, struct vmres_test_mem 
 	assert_memory_equal(&before, &after, sizeof(before));
 	check_ok(ids);
 	assert_int_equal(op(ids, id), VMRES_OK);
-	vmres_rcu_barrier(); /* a node the op retired is gone now */
+	vmres_rcu_barrier(); /* a node the op retired is gone now (or pooled) */
+	vmres__id_pool_drain(ids);
 	assert_int_equal(vmres_test_mem_live_blocks(mem), blocks + node_delta);
 }
 
@@ -707,6 +714,11 @@ static void test_id_random_nomem_and_no_leak(void **state)
 			continue;
 		}
 		/* A free or alloc_at that may have to fail for lack of memory. */
+		if (fail) {
+			/* So that a node it needs is asked of the hook, not a pool. */
+			vmres_rcu_barrier();
+			vmres__id_pool_drain(ids);
+		}
 		vmres_test_mem_fail_after(&mem, fail ? 0 : -1);
 		if (vmres_test_rand_below(&rng, 2)) {
 			/* A free makes a node unless it merges with the freed ID after it. */
@@ -743,6 +755,163 @@ static void test_id_random_nomem_and_no_leak(void **state)
 	vmres_rcu_barrier();
 	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
 	model_fini(&m);
+}
+
+/* Nodes the allocator holds beyond its own block and its list's nodes. */
+static int64_t pooled_blocks(struct vmres_id_allocator *ids, struct vmres_test_mem *mem)
+{
+	struct vmres__id_stats st;
+
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	return vmres_test_mem_live_blocks(mem) - 1 - (int64_t)st.nodes;
+}
+
+/*
+ * What the allocator may hold beyond its list on one thread: each height's
+ * pool cap, plus fewer than a batch waiting on each height's pending stack.
+ */
+static int64_t pool_bound(struct vmres_id_allocator *ids)
+{
+	int64_t bound = 0;
+
+	for (uint32_t h = 0; h <= ID_INDEX_LEVELS; h++)
+		bound += (int64_t)vmres__id_pool_cap(ids, h) + ID_POOL_BATCH - 1;
+	return bound;
+}
+
+/*
+ * Retired nodes wait in batches, then in bounded per-height pools, are reused
+ * without asking the hook, and go back to the hook on drain and on destroy.
+ */
+static void test_id_pool_reuses_bounded_and_drains(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	int64_t pooled, failures, reused = 0;
+	uint32_t id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 9999, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 4000; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	/* Churn: each free makes a one-ID interval's node, the alloc retires it. */
+	for (uint32_t i = 0; i < 4000; i += 2) {
+		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+		assert_int_equal(alloc_ok(ids), i);
+	}
+	vmres_rcu_barrier();
+	pooled = pooled_blocks(ids, &mem);
+	/* 2000 retired; the caps for a 10,000-ID range are 10,000 >> 2h. */
+	assert_true(pooled >= 2000 - (int64_t)(ID_INDEX_LEVELS + 1) * (ID_POOL_BATCH - 1));
+	assert_true(pooled <= 2000);
+	assert_true(pooled <= pool_bound(ids));
+
+	/* With the hook failing, frees whose height class has a node still work. */
+	failures = vmres_test_mem_failures(&mem);
+	vmres_test_mem_fail_after(&mem, 0);
+	for (uint32_t i = 0; i < 4000; i += 2) {
+		int rc = vmres_id_free(ids, i);
+
+		assert_true(rc == VMRES_OK || rc == VMRES_E_NOMEM);
+		if (rc == VMRES_OK) {
+			reused++;
+			assert_false(vmres_id_is_allocated(ids, i));
+		} else {
+			assert_true(vmres_id_is_allocated(ids, i));
+		}
+	}
+	vmres_test_mem_fail_after(&mem, -1);
+	assert_true(reused > 0);
+	assert_int_equal(vmres_test_mem_failures(&mem) - failures, 2000 - reused);
+	check_ok(ids);
+
+	/* Drain: exactly the pooled nodes go back to the hook. */
+	vmres_rcu_barrier();
+	pooled = pooled_blocks(ids, &mem);
+	assert_int_equal((int64_t)vmres__id_pool_drain(ids), pooled);
+	assert_int_equal(pooled_blocks(ids, &mem), 0);
+	/* Nothing pooled: the next node is the hook's, so this free fails. */
+	while (vmres_id_alloc(ids, &id) == VMRES_OK)
+		;
+	vmres_rcu_barrier();
+	vmres__id_pool_drain(ids);
+	vmres_test_mem_fail_after(&mem, 0);
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_E_NOMEM);
+	vmres_test_mem_fail_after(&mem, -1);
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK);
+
+	/* Destroy gives back the pools too. */
+	for (uint32_t i = 0; i < 9999; i += 3)
+		(void)vmres_id_free(ids, i);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
+}
+
+/*
+ * A small range keeps a small pool, a tiny one none: after 5,000 retires that all reach the
+ * callbacks at once (one barrier at the end), the blocks held beyond the list
+ * stay within the range-sized caps (the rest went back to the hook). Then,
+ * with the pools filled between rounds, churn takes its nodes from the pools.
+ */
+static void test_id_pool_small_range_stays_small(void **state)
+{
+	(void)state;
+	struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	int64_t allocs = 0;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	assert_int_equal(vmres__id_pool_cap(ids, 0), 100);
+	assert_int_equal(vmres__id_pool_cap(ids, 1), 25); /* below a batch: not pooled */
+	for (uint32_t i = 0; i < 100; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t round = 0; round < 200; round++) {
+		if (round == 100) {
+			vmres_rcu_barrier(); /* every batch so far reaches its pool */
+			assert_true(pooled_blocks(ids, &mem) <= pool_bound(ids));
+			allocs = vmres_test_mem_allocs(&mem);
+		}
+		/* 50 one-ID intervals made, then retired by the allocs. */
+		for (uint32_t i = 0; i < 100; i += 2)
+			assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+		for (uint32_t i = 0; i < 100; i += 2)
+			assert_int_equal(alloc_ok(ids), i);
+		if (round >= 100) {
+			vmres_rcu_barrier(); /* full batches reach the pools */
+			assert_true(pooled_blocks(ids, &mem) <= pool_bound(ids));
+		}
+	}
+	/* The last 100 rounds made 5,000 nodes; the height-0 ones (3/4 of
+	 * them) came from the pool, the others from the hook. */
+	assert_true(vmres_test_mem_allocs(&mem) - allocs < 2500);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+
+	/* 24 IDs (legacy IRQs): no height can hold a batch, nothing is kept. */
+	assert_int_equal(vmres_id_allocator_create_ex(0, 23, &ops, &ids), VMRES_OK);
+	assert_true(vmres__id_pool_cap(ids, 0) < ID_POOL_BATCH);
+	for (uint32_t i = 0; i < 24; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t round = 0; round < 100; round++) {
+		for (uint32_t i = 0; i < 24; i += 2)
+			assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+		for (uint32_t i = 0; i < 24; i += 2)
+			assert_int_equal(alloc_ok(ids), i);
+	}
+	vmres_rcu_barrier();
+	assert_int_equal(pooled_blocks(ids, &mem), 0);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
 }
 
 /*
@@ -827,6 +996,8 @@ int main(void)
 		cmocka_unit_test(test_id_differential_against_bitmap),
 		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),
 		cmocka_unit_test(test_id_random_nomem_and_no_leak),
+		cmocka_unit_test(test_id_pool_reuses_bounded_and_drains),
+		cmocka_unit_test(test_id_pool_small_range_stays_small),
 		cmocka_unit_test(test_id_misaligned_hook_refused),
 	};
 

@@ -11,9 +11,13 @@
  * call. An answer about another thread's IDs (is_allocated, IN_USE,
  * ALREADY_FREED) was true at that instant and may be stale on return.
  *
- * Memory: one node per free interval (56 bytes plus 8 per index level,
- * about 59 on average; a run of IDs freed in descending order shares one).
- * free makes at most one node, alloc_at at most one, alloc none.
+ * Memory: one node per free interval (72 bytes plus 8 per index level,
+ * about 75 on average; a run of IDs freed in descending order shares one).
+ * free makes at most one node, alloc_at at most one, alloc none. Nodes of
+ * emptied intervals are not all given back to the memory hook: they are
+ * kept in the allocator for reuse by later calls, at most about 4/3 as many
+ * as the range has IDs and 3.3 MB in all, none for a range under 32 IDs
+ * (docs/design.md, "Node pools"), and go back to the hook at destroy.
  *
  * Calls that may run at the same time (any registered threads):
  *   alloc, alloc_at, free, is_allocated  - with each other, freely
@@ -84,8 +88,9 @@ VMRES_API int vmres_id_allocator_create_ex(uint32_t first, uint32_t last,
  * vmres_id_allocator_destroy() - free the allocator and everything it holds
  * @ids: the allocator, or NULL (nothing happens)
  *
- * Waits for nodes retired under RCU to be freed (an RCU barrier), so no
- * memory of this allocator is left once it returns.
+ * Waits for nodes retired under RCU to be freed (an RCU barrier), then
+ * gives the cached nodes back to the hook, so no memory of this allocator
+ * is left once it returns.
  *
  * Context: a registered thread, outside any RCU read-side section; no other
  * call on @ids may run at the same time or after. Blocks.

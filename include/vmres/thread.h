@@ -71,10 +71,15 @@ VMRES_API void vmres_thread_offline(void);
 VMRES_API void vmres_thread_online(void);
 
 /**
- * vmres_rcu_barrier() - wait until every retired node has been freed
+ * vmres_rcu_barrier() - wait until every retired node has left RCU's hands
  *
- * Waits for all RCU callbacks queued so far (by any allocator) to run, so a
- * leak checker run afterwards sees only live memory.
+ * Waits for all RCU callbacks queued so far (by any allocator) to run: every
+ * node retired before the call has then been freed, or, for an ID
+ * allocator, put in its bounded pool of nodes for reuse (docs/design.md,
+ * "Node pools"; fewer than 32 per node size may still wait for a batch).
+ * What an allocator pools goes back to its hook at destroy, so after
+ * destroying every allocator and calling this, a leak checker sees no
+ * libvmres memory.
  *
  * Context: a registered thread, outside any libvmres call; blocks.
  */

@@ -128,6 +128,16 @@ static inline uint64_t vmres__u64_faa(uint64_t *p, uint64_t delta)
 #endif
 }
 
+/* Exchange, full barrier; returns the value before the store. */
+static inline uintptr_t vmres__uptr_swap(uintptr_t *p, uintptr_t v)
+{
+#ifdef VMRES__TSAN
+	return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+#else
+	return (uintptr_t)ck_pr_fas_64((uint64_t *)p, (uint64_t)v);
+#endif
+}
+
 /* A full memory barrier (orders earlier stores before later loads too). */
 static inline void vmres__fence_seq_cst(void)
 {

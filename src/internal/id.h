@@ -52,4 +52,25 @@ void vmres__id_foreach_free(struct vmres_id_allocator *ids,
  */
 uint64_t vmres__id_steps(void);
 
+/*
+ * vmres__id_pool_drain() - give every pooled node back to the memory hook
+ * @ids: the allocator
+ *
+ * Retired nodes whose callback has run wait in per-height pools for reuse
+ * (src/id_index.c). Tests that make the hook fail call vmres_rcu_barrier()
+ * then this, so that the next node an operation needs is really asked of the
+ * hook. destroy calls it too. Return: the number of nodes given back.
+ */
+uint64_t vmres__id_pool_drain(struct vmres_id_allocator *ids);
+
+/*
+ * vmres__id_pool_disable() - retired nodes go straight back to the hook
+ * @ids: the allocator, before it is shared with other threads
+ *
+ * For an allocator whose hook must see every block again soon after its
+ * retire: a system's per-kind allocators, whose hook hands out rollback
+ * reserve blocks that must flow back to the reserve (system_reserve.c).
+ */
+void vmres__id_pool_disable(struct vmres_id_allocator *ids);
+
 #endif /* VMRES_INTERNAL_ID_H */

@@ -38,6 +38,15 @@
 #define ID_INDEX_LEVELS 12
 /* On a node's up[l]: the node is leaving index level l + 1 (Harris mark). */
 #define ID_UP_MARK ((uintptr_t)1)
+/*
+ * Retired nodes each allocator keeps for reuse (src/id_index.c) instead of
+ * giving them back to the memory hook: of height h, up to C >> 2h, where C is
+ * the range's size capped at ID_POOL_CAP (a height whose cap is below
+ * ID_POOL_BATCH does not pool). They go back at destroy.
+ */
+#define ID_POOL_CAP 32768
+/* Retired nodes handed to one call_rcu() (src/id_index.c). */
+#define ID_POOL_BATCH 32
 
 /*
  * struct id_node - one free interval
@@ -49,6 +58,10 @@
  * @height: index levels the node is entered in, 0..ID_INDEX_LEVELS
  * @refs:   atomic: 1 while the node is in the list, +1 while its inserter
  *          builds its index tower; whoever drops the last one frees it
+ * @batch_len: atomic: once retired, the nodes from this one down its batch
+ *          (src/id_index.c); shares its place with @refs, dead by then
+ * @pool_next: atomic: the next node of its batch or pool, once retired
+ * @batch_tail: atomic: once retired, the last node of its batch
  * @up:     up[l]: the next node at index level l + 1 | ID_UP_MARK
  */
 struct id_node {
@@ -57,8 +70,32 @@ struct id_node {
 	struct vmres_id_allocator *owner;
 	uint32_t key;
 	uint32_t height;
-	uint64_t refs;
+	union {
+		uint64_t refs;
+		uint64_t batch_len;
+	};
+	uintptr_t pool_next;
+	uintptr_t batch_tail;
 	uintptr_t up[];
+};
+
+/* Bytes that keep two hot words off one cache line (blocks are 16-aligned). */
+#define ID_CACHE_LINE 64
+
+/*
+ * struct id_pool - retired nodes of one height (src/id_index.c)
+ * @pending: atomic: top of the stack of nodes retired since the last batch
+ *           left for call_rcu(), 0 when empty
+ * @head:    atomic: top of the LIFO of reusable nodes, 0 when empty
+ * @count:   atomic: never below the nodes in the LIFO, never above the cap
+ */
+struct id_pool {
+	uintptr_t pending;
+	uintptr_t head;
+	uint64_t count;
+	/* 64 bytes per class; the block is only 16-aligned, so a class may
+	 * share a line with a neighbour class, never with the hot fields. */
+	char pad[ID_CACHE_LINE - 3 * sizeof(uint64_t)];
 };
 
 struct vmres_id_allocator {
@@ -68,6 +105,11 @@ struct vmres_id_allocator {
 	uint32_t first;
 	uint32_t last;
 	struct vmres_mem_ops mem;
+	uint64_t pool_cap; /* atomic: C of ID_POOL_CAP's comment, or 0: no pooling */
+	/* Keeps the pools' writes off the lines every call reads above. */
+	char pool_gap[ID_CACHE_LINE];
+	/* Pools of retired nodes, one per height (src/id_index.c, invariant 11). */
+	struct id_pool pool[ID_INDEX_LEVELS + 1];
 };
 
 _Static_assert(offsetof(struct id_node, link) == 0, "link must start the node");
@@ -107,12 +149,27 @@ static inline bool vmres__id_aligned(const void *p)
 /* src/id_index.c: node lifetime. */
 
 /*
- * A new node for interval key @key, with a random index height if @indexed.
- * NULL if the hook fails or gives a block that is not 16-aligned.
+ * A new node for interval key @key, with a random index height if @indexed:
+ * from the pool of that height if it has one, else from the hook. NULL if the
+ * hook fails or gives a block that is not 16-aligned. Call inside an RCU
+ * read-side section (invariant 11), or before @ids is shared (its pools are
+ * empty then).
  */
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed);
-/* Frees a node at once: one never published, or any node in destroy. */
+/* Empties the pools and sets their caps; for create, after first and last. */
+void vmres__id_pool_init(struct vmres_id_allocator *ids);
+/* The most nodes of height @h the pool keeps (pending batches not counted);
+ * below ID_POOL_BATCH, that height does not pool at all. */
+uint64_t vmres__id_pool_cap(const struct vmres_id_allocator *ids, uint32_t h);
+/* Frees a node at once: for destroy only (no other call runs). */
 void vmres__id_node_free_now(struct vmres_id_allocator *ids, struct id_node *n);
+/*
+ * Gives back a node from vmres__id_node_alloc() that was never published:
+ * retired like any other (pending stack, then a grace period), as it may have
+ * come from a pool whose concurrent pops may still read it (invariant 11);
+ * at once where its height does not pool.
+ */
+void vmres__id_node_discard(struct vmres_id_allocator *ids, struct id_node *n);
 /* The winner of @n's unlink CAS gives up the list's reference (invariant 7). */
 void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n);
 

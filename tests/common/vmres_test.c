@@ -58,6 +58,11 @@ int64_t vmres_test_mem_live_blocks(struct vmres_test_mem *m)
 	return __atomic_load_n(&m->live_blocks, __ATOMIC_RELAXED);
 }
 
+int64_t vmres_test_mem_allocs(struct vmres_test_mem *m)
+{
+	return __atomic_load_n(&m->allocs, __ATOMIC_RELAXED);
+}
+
 int64_t vmres_test_mem_live_bytes(struct vmres_test_mem *m)
 {
 	return __atomic_load_n(&m->live_bytes, __ATOMIC_RELAXED);

@@ -32,6 +32,8 @@ struct vmres_mem_ops vmres_test_mem_ops(struct vmres_test_mem *m);
 /* Fail the allocation after @n more successful ones (n = 0: the next one); -1: never. */
 void vmres_test_mem_fail_after(struct vmres_test_mem *m, int64_t n);
 int64_t vmres_test_mem_live_blocks(struct vmres_test_mem *m);
+/* Successful allocations so far. */
+int64_t vmres_test_mem_allocs(struct vmres_test_mem *m);
 int64_t vmres_test_mem_live_bytes(struct vmres_test_mem *m);
 int64_t vmres_test_mem_failures(struct vmres_test_mem *m);
 
