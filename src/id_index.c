@@ -326,7 +326,9 @@ uint64_t vmres__id_pool_drain(struct vmres_id_allocator *ids)
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed)
 {
 	uint32_t height = indexed ? random_height() : 0;
-	struct id_node *n = pool_pop(ids, height); /* keeps invariant 11 */
+	/* A height that does not pool has an empty pool: skip its line. The pop
+	 * runs in the caller's read section (keeps invariant 11). */
+	struct id_node *n = pool_takes(ids, height) ? pool_pop(ids, height) : NULL;
 
 	if (!n) {
 		n = vmres__mem_alloc(&ids->mem, node_size(height));
