@@ -3,7 +3,7 @@
 # Tests named stress_* get the "stress" label and a longer timeout.
 function(vmres_add_test name)
   add_executable(${name} ${ARGN})
-  target_link_libraries(${name} PRIVATE vmres_internal vmres_testsupport cmocka::cmocka)
+  target_link_libraries(${name} PRIVATE vmres_internal_test vmres_testsupport cmocka::cmocka)
   target_compile_options(${name} PRIVATE ${VMRES_WARNING_FLAGS})
   add_test(NAME ${name} COMMAND ${name})
   set(env "CMOCKA_MESSAGE_OUTPUT=stdout")

@@ -191,7 +191,7 @@ static void id_search(struct vmres_id_allocator *ids, uint32_t id, struct id_pos
 		}
 		/* Snapshot; pairs with the CAS that last wrote the link. */
 		seen = vmres__pair_load(pred);
-		vmres__id_search_steps++;
+		VMRES__ID_COUNT_STEP();
 	}
 }
 
@@ -300,6 +300,8 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 	for (int l = 0; l < ID_INDEX_LEVELS; l++)
 		ids->head_up[l] = 0;
 	ids->index_top = 0;
+	/* Any odd constant mixed with the address: allocators differ. */
+	ids->height_salt = (uint64_t)(uintptr_t)ids * 0x9e3779b97f4a7c15ull;
 	vmres__id_pool_init(ids); /* empty before the first pop below */
 	/* The never-handed-out [first, last]; not indexed (nothing lies past it). */
 	tail = vmres__id_node_alloc(ids, last, false);

@@ -5,7 +5,7 @@
  * Algorithm. Above the list of src/id.c (the truth: "level 0") sit
  * ID_INDEX_LEVELS lock-free sorted lists of the same nodes, ordered by the
  * node's key (its interval's hi, which never changes), each node in levels
- * 1..height with height geometric (p = 1/4). The index only gives a search
+ * 1..height with height geometric (p = 1/4; index_height()). The index only gives a search
  * a place to START: the link of a node P whose key is below the wanted ID.
  * The list search then goes on from P's link exactly as from the head, so a
  * stale index can cost steps but never change an answer. Index levels are
@@ -97,27 +97,34 @@
 #include "internal/mem.h"
 #include "internal/rcu.h"
 
-/* initial-exec: a plain %fs-relative access, no __tls_get_addr call. */
-__attribute__((tls_model("initial-exec"))) _Thread_local uint64_t vmres__id_search_steps;
+#ifdef VMRES_TEST_COUNTERS
+_Thread_local uint64_t vmres__id_search_steps;
+#endif
 
 static size_t node_size(uint32_t height)
 {
 	return offsetof(struct id_node, up) + (size_t)height * sizeof(uintptr_t);
 }
 
-/* Geometric height, p = 1/4, from a per-thread xorshift generator. */
-static uint32_t random_height(void)
+/*
+ * A node's index height: geometric, p = 1/4, drawn from a hash of its key and
+ * the allocator's salt rather than from a random generator, so the library
+ * keeps no per-thread state. Keys are distinct among the nodes in the list
+ * (invariant 2), so their heights are as independent as the hash's output;
+ * the salt (set at create) keeps one allocator's keys from sharing another's
+ * heights. A key gets the same height each time it returns, which changes
+ * nothing: the expected search stays O(log F) over any set of keys that is
+ * not chosen against the hash.
+ */
+static uint32_t index_height(const struct vmres_id_allocator *ids, uint32_t key)
 {
-	static __attribute__((tls_model("initial-exec"))) _Thread_local uint64_t state;
-	uint64_t x = state;
+	/* splitmix64's finaliser (Steele, Lea and Flood, OOPSLA 2014). */
+	uint64_t x = (uint64_t)key + ids->height_salt;
 	uint32_t h = 0;
 
-	if (!x)
-		x = ((uint64_t)(uintptr_t)&state * 0x9e3779b97f4a7c15ull) | 1;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	state = x;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
 	while (h < ID_INDEX_LEVELS && (x & 3) == 0) {
 		h++;
 		x >>= 2;
@@ -325,7 +332,7 @@ uint64_t vmres__id_pool_drain(struct vmres_id_allocator *ids)
 
 struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t key, bool indexed)
 {
-	uint32_t height = indexed ? random_height() : 0;
+	uint32_t height = indexed ? index_height(ids, key) : 0;
 	/* A height that does not pool has an empty pool: skip its line. The pop
 	 * runs in the caller's read section (keeps invariant 11). */
 	struct id_node *n = pool_takes(ids, height) ? pool_pop(ids, height) : NULL;
@@ -413,7 +420,7 @@ retry:;
 			struct id_node *c = (struct id_node *)cur;
 			uintptr_t next = vmres__uptr_load_acquire(&c->up[l]);
 
-			vmres__id_search_steps++;
+			VMRES__ID_COUNT_STEP();
 			if (next & ID_UP_MARK) {
 				/* Full barrier; snip c, keeps invariant 8. */
 				if (!vmres__uptr_cas(slot, cur, next & ~ID_UP_MARK))

@@ -60,7 +60,8 @@ enum stall {
 
 /*
  * [0, 99] with 0..9 held, then free(5) until its node N (the first one,
- * [5, 5], key 5) has index levels, so the stale index entries are exercised.
+ * [5, 5], key 5) has index levels, so the stale index entries are exercised
+ * (each retry changes the allocator's height salt).
  */
 static struct id_node *make_indexed_5(struct vmres_id_allocator *ids)
 {
@@ -78,6 +79,9 @@ static struct id_node *make_indexed_5(struct vmres_id_allocator *ids)
 		if (n->height > 0)
 			return n;
 		assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);
+		/* Heights hash key and salt: another salt, another height for 5
+		 * (heights are read only when a node is made). */
+		ids->height_salt += 0x9e3779b97f4a7c15ull;
 	}
 	fail_msg("no node with index levels in 10000 tries");
 	return NULL;
@@ -196,8 +200,12 @@ static void test_id_stalled_builder(void **state)
 	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
 	for (uint32_t i = 0; i < 10; i++)
 		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
-	while ((n = vmres__id_node_alloc(ids, 5, true)) != NULL && n->height == 0)
+	/* A node keyed 5 with index levels: heights hash key and salt, so try
+	 * other salts (heights are read only when a node is made). */
+	while ((n = vmres__id_node_alloc(ids, 5, true)) != NULL && n->height == 0) {
 		vmres__id_node_free_now(ids, n);
+		ids->height_salt += 0x9e3779b97f4a7c15ull;
+	}
 	assert_non_null(n);
 	head = vmres__pair_load(&ids->head);
 	n->link = head;

@@ -105,7 +105,8 @@ struct vmres_id_allocator {
 	uint32_t first;
 	uint32_t last;
 	struct vmres_mem_ops mem;
-	uint64_t pool_cap; /* atomic: C of ID_POOL_CAP's comment, or 0: no pooling */
+	uint64_t pool_cap;    /* atomic: C of ID_POOL_CAP's comment, or 0: no pooling */
+	uint64_t height_salt; /* set at create, then constant: src/id_index.c */
 	/* Keeps the pools' writes off the lines every call reads above. */
 	char pool_gap[ID_CACHE_LINE];
 	/* Pools of retired nodes, one per height (src/id_index.c, invariant 11). */
@@ -149,7 +150,8 @@ static inline bool vmres__id_aligned(const void *p)
 /* src/id_index.c: node lifetime. */
 
 /*
- * A new node for interval key @key, with a random index height if @indexed:
+ * A new node for interval key @key, with index levels if @indexed (height from
+ * a hash of @key and the allocator's salt):
  * from the pool of that height if it has one, else from the hook. NULL if the
  * hook fails or gives a block that is not 16-aligned. Call inside an RCU
  * read-side section (invariant 11), or before @ids is shared (its pools are
@@ -174,10 +176,17 @@ void vmres__id_node_discard(struct vmres_id_allocator *ids, struct id_node *n);
 void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n);
 
 /*
- * Links and index nodes the calling thread's searches visited (tests check
- * that searches stay logarithmic). A thread-local counter: no sharing.
+ * Links and index nodes the calling thread's searches visited, counted only
+ * in the copy of the library the tests link (built with VMRES_TEST_COUNTERS,
+ * CMakeLists.txt): tests check that searches stay logarithmic. The shipped
+ * library has no thread-local state and nothing here on its hot path.
  */
-extern __attribute__((tls_model("initial-exec"))) _Thread_local uint64_t vmres__id_search_steps;
+#ifdef VMRES_TEST_COUNTERS
+extern _Thread_local uint64_t vmres__id_search_steps;
+#define VMRES__ID_COUNT_STEP() ((void)vmres__id_search_steps++)
+#else
+#define VMRES__ID_COUNT_STEP() ((void)0)
+#endif
 
 /* src/id_index.c: the skip-list index over the list (hints only). */
 
