@@ -48,7 +48,9 @@ void vmres__id_foreach_free(struct vmres_id_allocator *ids,
 
 /*
  * vmres__id_steps() - list links and index nodes this thread's searches
- * visited so far (free, alloc_at and is_allocated search; alloc does not)
+ * visited so far (free, alloc_at and is_allocated search; alloc does not).
+ * Counted only where the library was built with VMRES_TEST_COUNTERS (the
+ * tests' copy, vmres_internal_test); elsewhere it always returns 0.
  */
 uint64_t vmres__id_steps(void);
 
