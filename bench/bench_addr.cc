@@ -454,7 +454,9 @@ template <> int64_t layout_bytes<impl_vmres_addr>(uint64_t n)
 	vmres_mem_ops ops = mem.ops();
 	vmres_addr_allocator *h = nullptr;
 	int err = build_layout<impl_vmres_addr>(n, &ops, &h);
-	vmres_rcu_barrier(); /* retired copies are freed: only live bytes remain */
+	vmres_rcu_barrier(); /* retired copies are pooled or freed */
+	if (h)
+		vmres__addr_pool_drain(h); /* only live bytes remain */
 	int64_t bytes = mem.bytes.load();
 	if (h)
 		impl_vmres_addr::destroy(h);

@@ -56,9 +56,17 @@
  *      an update copies or drops at most one node per level on its path,
  *      insert and remove both follow one root-to-leaf path, plus at most a
  *      sibling and its inner child per level for rotations).
- *   7. A node or version is freed only after a grace period that began
- *      after it stopped being reachable from the published pointer, or,
- *      never having been published, by the writer that built it.
+ *   7. A node or version is freed or pooled only after a grace period that
+ *      began after it stopped being reachable from the published pointer,
+ *      or, never having been published, by the writer that built it (or
+ *      back into the spare it came from).
+ *   8. Pool: a spare is pushed only by reclaim_version(), after a grace
+ *      period that began after the spare was last popped (or replaced as a
+ *      version); pops run inside a read-side critical section. So a popper
+ *      that read top == S keeps S from coming back until it leaves its
+ *      section: its CAS succeeds only if S was never popped meanwhile, and
+ *      the S->pool_next it read is current (no ABA). A spare's memory is
+ *      freed only by a callback or by destroy, never while in the pool.
  *
  * Linearization points
  *   alloc/free success: the successful CAS on a->version (the new version
@@ -84,9 +92,29 @@
  *
  * Reclamation
  *   One call_rcu per successful update: the replaced version carries the
- *   array of nodes its successor dropped (invariant 6 sizes the array) and
- *   the callback frees them and the version together. destroy() waits with
- *   vmres__rcu_barrier() for every queued callback, then frees the tree.
+ *   array of nodes its successor dropped (invariant 6 sizes the array).
+ *   After the grace period the callback keeps the version, nodes inside, as
+ *   a "spare" in the allocator's pool, or frees them all through the memory
+ *   hook when the pool is full (VMRES__ADDR_POOL_CAP) or turned off.
+ *   destroy() waits with vmres__rcu_barrier() for every queued callback,
+ *   then frees the pool and the tree.
+ *
+ * Pool
+ *   Why: with every update mallocing its path and liburcu's worker freeing
+ *   the old paths on another CPU a 10 ms round at a time, a profile of a
+ *   steady writer found ~5 % of its time in the tree code and the rest in
+ *   glibc, futexes and page faults (docs/performance.md). A writer pops one
+ *   spare (a Treiber stack [Treiber 1986], invariant 8 against ABA) once its
+ *   check has passed, takes its fresh nodes from the spare before the hook,
+ *   and, if the spare's room fits the new tree (invariant 6), publishes the
+ *   spare itself as the new version (its leftover nodes go to the hook). A
+ *   spare the writer does not publish (the update failed, or the spare is
+ *   too small to be a version) goes back through call_rcu with the nodes it
+ *   still holds (a grace period: invariant 8); an empty, too small one is
+ *   marked to be freed rather than pooled. A lost race or a failure gives
+ *   the nodes taken from the spare back to it and the hook's to the hook.
+ *   The system's per-kind allocators turn the pool off: their hook lends
+ *   rollback-reserve blocks that must flow back (src/system_reserve.c).
  */
 #include <string.h>
 
@@ -101,24 +129,93 @@ static size_t version_size(uint32_t retire_cap)
 	return sizeof(struct addr_version) + (size_t)retire_cap * sizeof(struct addr_node *);
 }
 
-static struct addr_version *version_new(const struct vmres_mem_ops *mem, struct addr_node *root)
+static struct addr_version *version_new(struct vmres_addr_allocator *a, struct addr_node *root)
 {
 	/* keeps invariant 6 */
 	uint32_t cap = VMRES__ADDR_RETIRE_BOUND(vmres__addr_node_height(root));
-	struct addr_version *v = vmres__mem_alloc(mem, version_size(cap));
+	struct addr_version *v = vmres__mem_alloc(&a->mem, version_size(cap));
 
 	if (!v)
 		return NULL;
 	memset(v, 0, sizeof(*v));
 	v->root = root;
-	v->mem = mem;
+	v->owner = a;
 	v->retire_cap = cap;
 	return v;
 }
 
 static void version_free(struct addr_version *v)
 {
-	vmres__mem_free(v->mem, v, version_size(v->retire_cap));
+	vmres__mem_free(&v->owner->mem, v, version_size(v->retire_cap));
+}
+
+/* A version no reader or popper can reach, with the nodes it holds. */
+static void version_free_all(struct addr_version *v)
+{
+	for (uint32_t i = 0; i < v->retire_count; i++)
+		vmres__mem_free(&v->owner->mem, v->retired[i], sizeof(struct addr_node));
+	version_free(v);
+}
+
+/* What a spare weighs against VMRES__ADDR_POOL_CAP: its nodes and its own
+ * block, counted in nodes. Fixed while the spare is pooled. */
+static uint64_t spare_units(const struct addr_version *v)
+{
+	return (uint64_t)v->retire_count + (version_size(v->retire_cap) + sizeof(struct addr_node) -
+					    1) / sizeof(struct addr_node);
+}
+
+/* Pushes @v as a spare unless the pool is off or full. In a callback only. */
+static bool pool_put(struct vmres_addr_allocator *a, struct addr_version *v)
+{
+	uint64_t units = spare_units(v);
+
+	if (a->pool_off || v->discard) /* pool_off: constant once @a is shared */
+		return false;
+	/* Full barrier: reserve room before the push (count >= pooled, <= cap). */
+	if (vmres__u64_faa(&a->pool_count, units) + units > VMRES__ADDR_POOL_CAP) {
+		vmres__u64_faa(&a->pool_count, (uint64_t)0 - units); /* full barrier; undo */
+		return false;
+	}
+	for (;;) {
+		/* Relaxed: the CAS below orders it; a stale top fails the CAS. */
+		uintptr_t top = vmres__uptr_load_relaxed(&a->pool_head);
+
+		/* Relaxed: published by the release of the CAS below; pairs with
+		 * pool_take()'s load after its acquire. */
+		vmres__uptr_store_relaxed(&v->pool_next, top);
+		/* Full barrier (release): publishes v, its retired[] included;
+		 * pairs with pool_take()'s acquire load of the head. */
+		if (vmres__uptr_cas(&a->pool_head, top, (uintptr_t)v))
+			return true;
+	}
+}
+
+/* Pops a spare, or NULL. Inside a read-side critical section (invariant 8). */
+static struct addr_version *pool_take(struct vmres_addr_allocator *a)
+{
+	if (a->pool_off)
+		return NULL;
+	for (;;) {
+		/* Acquire: pairs with pool_put()'s CAS, so the spare's pool_next
+		 * and retired[] are visible. */
+		uintptr_t top = vmres__uptr_load_acquire(&a->pool_head);
+		struct addr_version *s = (struct addr_version *)top;
+
+		if (!s)
+			return NULL;
+		/* Relaxed: written before the push that published s; s cannot
+		 * come back while we are in our section (invariant 8), so a stale
+		 * value belongs to a CAS that fails. */
+		uintptr_t next = vmres__uptr_load_relaxed(&s->pool_next);
+
+		/* Full barrier; succeeds only if s is still the top (invariant 8). */
+		if (vmres__uptr_cas(&a->pool_head, top, next)) {
+			/* Full barrier; s is ours: count stays >= what is pooled. */
+			vmres__u64_faa(&a->pool_count, (uint64_t)0 - spare_units(s));
+			return s;
+		}
+	}
 }
 
 static void reclaim_version(struct rcu_head *head)
@@ -127,10 +224,29 @@ static void reclaim_version(struct rcu_head *head)
 
 	vmres__rcu_callback_enter(); /* pairs with every reader's unlock (TSAN) */
 	v = caa_container_of(head, struct addr_version, rcu);
-	for (uint32_t i = 0; i < v->retire_count; i++)
-		vmres__mem_free(v->mem, v->retired[i], sizeof(struct addr_node));
-	version_free(v);	    /* keeps invariant 7 */
+	if (!pool_put(v->owner, v)) /* keeps invariants 7 and 8 */
+		version_free_all(v);
 	vmres__rcu_callback_exit(); /* pairs with destroy's vmres__rcu_barrier() (TSAN) */
+}
+
+uint64_t vmres__addr_pool_drain(struct vmres_addr_allocator *a)
+{
+	uint64_t blocks = 0;
+	struct addr_version *s;
+
+	/* No other call runs (documented): nobody pops or pushes. */
+	vmres__rcu_read_lock();
+	while ((s = pool_take(a)) != NULL) {
+		blocks += (uint64_t)s->retire_count + 1;
+		version_free_all(s);
+	}
+	vmres__rcu_read_unlock();
+	return blocks;
+}
+
+void vmres__addr_pool_disable(struct vmres_addr_allocator *a)
+{
+	a->pool_off = true; /* before @a is shared; whatever shares it orders it */
 }
 
 /* Post-order, recursion bounded by the height (invariant 3). */
@@ -164,7 +280,7 @@ int vmres_addr_allocator_create_ex(uint64_t first, uint64_t last, const struct v
 	a->first = first;
 	a->last = last;
 	a->mem = ops;
-	a->version = version_new(&a->mem, NULL);
+	a->version = version_new(a, NULL);
 	if (!a->version) {
 		vmres__mem_free(&ops, a, sizeof(*a));
 		return VMRES_E_NOMEM;
@@ -188,6 +304,7 @@ void vmres_addr_allocator_destroy(struct vmres_addr_allocator *a)
 		return;
 	/* Every version replaced so far is queued: let the callbacks run first. */
 	vmres__rcu_barrier();
+	vmres__addr_pool_drain(a);
 	tree_free(&a->mem, a->version->root);
 	version_free(a->version);
 	ops = a->mem;
@@ -206,10 +323,47 @@ struct addr_change {
 
 static void build_abandon(struct addr_build *b)
 {
-	/* keeps invariant 7: fresh nodes were never published */
-	for (unsigned i = 0; i < b->n_fresh; i++)
-		vmres__mem_free(b->mem, b->fresh[i], sizeof(struct addr_node));
+	/* keeps invariant 7: fresh nodes were never published; the first
+	 * from_spare came from the spare (vmres__addr_node_new()) and go back */
+	for (unsigned i = 0; i < b->n_fresh; i++) {
+		if (i < b->from_spare && b->spare->retire_count < b->spare->retire_cap)
+			b->spare->retired[b->spare->retire_count++] = b->fresh[i];
+		else
+			vmres__mem_free(b->mem, b->fresh[i], sizeof(struct addr_node));
+	}
 	b->n_fresh = 0;
+	b->from_spare = 0;
+}
+
+/*
+ * The new version's memory: the spare itself when its room fits @root
+ * (invariant 6; its leftover nodes go to the hook), else the hook's.
+ */
+static struct addr_version *version_take(struct vmres_addr_allocator *a, struct addr_build *b,
+					 struct addr_node *root)
+{
+	struct addr_version *s = b->spare;
+
+	if (!s || s->retire_cap < VMRES__ADDR_RETIRE_BOUND(vmres__addr_node_height(root)))
+		return version_new(a, root);
+	while (s->retire_count)
+		vmres__mem_free(b->mem, s->retired[--s->retire_count], sizeof(struct addr_node));
+	/* Private to this writer; pool_next is left alone (invariant 8). */
+	s->root = root;
+	s->ranges = 0;
+	s->bytes = 0;
+	s->discard = false;
+	b->spare = NULL;
+	return s;
+}
+
+/* The new version was not published: back to the hook, or to being the spare. */
+static void version_untake(struct addr_build *b, struct addr_version *nv, bool was_spare)
+{
+	if (was_spare)
+		b->spare = nv; /* holds no node now; build_abandon() refills it */
+	else
+		version_free(nv);
 }
 
 static struct addr_node *build_tree(struct addr_build *b, const struct addr_version *v,
@@ -242,14 +396,14 @@ static int try_publish(struct vmres_addr_allocator *a, struct addr_version *v,
 		       const struct addr_change *c, struct addr_build *b)
 {
 	struct addr_node *root = build_tree(b, v, c);
-	struct addr_version *nv;
+	struct addr_version *nv, *spare = b->spare;
 	uint64_t size = c->end - c->start + 1; /* modulo 2^64: invariant 2 */
 
 	if (b->nomem) {
 		build_abandon(b);
 		return VMRES_E_NOMEM;
 	}
-	nv = version_new(&a->mem, root);
+	nv = version_take(a, b, root);
 	if (!nv) {
 		build_abandon(b);
 		return VMRES_E_NOMEM;
@@ -264,7 +418,7 @@ static int try_publish(struct vmres_addr_allocator *a, struct addr_version *v,
 	 * vmres__rcu_dereference() of readers and of other writers.
 	 */
 	if (!vmres__rcu_cmpxchg(&a->version, v, nv)) {
-		version_free(nv);
+		version_untake(b, nv, nv == spare);
 		build_abandon(b);
 		return 0;
 	}
@@ -305,10 +459,22 @@ static int free_check(const struct addr_version *v, struct vmres_range r, struct
 	return VMRES_OK;
 }
 
+/*
+ * Gives back a spare this writer did not publish: after a grace period
+ * (invariant 8), to the pool with the nodes it holds, or, empty and too
+ * small to become a version of a tree of @height, to the hook.
+ */
+static void spare_release(struct addr_version *s, unsigned height)
+{
+	s->discard = !s->retire_count && s->retire_cap < VMRES__ADDR_RETIRE_BOUND(height);
+	vmres__call_rcu(&s->rcu, reclaim_version);
+}
+
 /* The lock-free update loop shared by alloc and free. */
 static int update(struct vmres_addr_allocator *a, const struct vmres_addr_request *req,
 		  const struct vmres_range *to_free, struct vmres_range *out)
 {
+	struct addr_version *spare = NULL;
 	struct addr_build b;
 	struct addr_change c;
 	struct addr_version *v;
@@ -320,12 +486,19 @@ static int update(struct vmres_addr_allocator *a, const struct vmres_addr_reques
 		v = vmres__rcu_dereference(a->version);
 		rc = req ? alloc_check(a, v, req, &c) : free_check(v, *to_free, &c);
 		if (rc == VMRES_OK) {
+			if (!spare)
+				spare = pool_take(a); /* in the section: invariant 8 */
 			b.mem = &a->mem;
+			b.spare = spare;
+			b.from_spare = 0;
 			b.n_fresh = b.n_replaced = 0;
 			b.replace_cap = v->retire_cap;
 			b.nomem = false;
 			rc = try_publish(a, v, &c, &b);
+			spare = b.spare; /* NULL once published as the new version */
 		}
+		if (rc != 0 && spare) /* done with it; in the section (TSAN's view of call_rcu) */
+			spare_release(spare, vmres__addr_node_height(v->root));
 		vmres__rcu_read_unlock();
 		if (rc != 0)
 			break; /* published (1) or failed (< 0) */

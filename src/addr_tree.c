@@ -13,7 +13,8 @@
  *
  * Errors: every function may set b->nomem (an allocation failed, or the
  * replace bound was reached); callers check it after each call, and the
- * caller of the top-level functions frees every b->fresh node. Published
+ * caller of the top-level functions gives back every b->fresh node (to the
+ * spare it came from, or to the memory hook). Published
  * nodes were never touched, so nothing needs undoing.
  *
  * The AVL algorithm is the textbook one (Adelson-Velsky & Landis 1962;
@@ -33,10 +34,16 @@ struct addr_node *vmres__addr_node_new(struct addr_build *b)
 		b->nomem = true;
 		return NULL;
 	}
-	n = vmres__mem_alloc(b->mem, sizeof(*n));
-	if (!n) {
-		b->nomem = true;
-		return NULL;
+	if (b->spare && b->spare->retire_count && b->from_spare == b->n_fresh) {
+		/* A pooled node: nobody reaches it (a grace period passed). */
+		n = b->spare->retired[--b->spare->retire_count];
+		b->from_spare++;
+	} else {
+		n = vmres__mem_alloc(b->mem, sizeof(*n));
+		if (!n) {
+			b->nomem = true;
+			return NULL;
+		}
 	}
 	memset(n, 0, sizeof(*n));
 	n->fresh = 1;

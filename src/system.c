@@ -30,6 +30,7 @@
 #include <vmres/error.h>
 #include <vmres/system.h>
 
+#include "internal/addr_tree.h"
 #include "internal/id.h"
 #include "internal/mem.h"
 #include "internal/system.h"
@@ -209,8 +210,11 @@ static int kind_init(struct vmres_system *sys, enum vmres_kind kind)
 	else
 		err = vmres_id_allocator_create_ex((uint32_t)span.start, (uint32_t)span.end,
 						   &sys->kind_mem, &k->ids);
+	/* Reserve blocks must reach the reserve: no pools on the system's kinds. */
 	if (!err && !vmres_kind_is_address(kind))
-		vmres__id_pool_disable(k->ids); /* reserve blocks must reach the reserve */
+		vmres__id_pool_disable(k->ids);
+	if (!err && vmres_kind_is_address(kind))
+		vmres__addr_pool_disable(k->addr);
 	if (!err)
 		k->ops = (struct vmres_allocator){ kind_allocate, kind_free }; /* invariant 2 */
 	return err;

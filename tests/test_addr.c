@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "internal/addr_node.h"
 #include "internal/addr_tree.h"
 
 #define MAX64 UINT64_MAX
@@ -513,6 +514,73 @@ static void test_addr_free_merges_every_neighbour_combination(void **state)
 	merge_case(false, false, true, true);
 }
 
+/* @pairs x (free the range at @slot, allocate it again FIRST-fit): 4 KiB ranges. */
+static void churn_slots(struct vmres_addr_allocator *a, unsigned slots, unsigned pairs)
+{
+	for (unsigned i = 0; i < pairs; i++) {
+		uint64_t k = (i * 7u) % slots;
+
+		assert_int_equal(
+			vmres_addr_free(a, (struct vmres_range){ k * 0x1000, k * 0x1000 + 0xfff }),
+			0);
+		assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, 0x1000, 0x1000, 0), k * 0x1000);
+	}
+}
+
+/*
+ * Retired versions come back, after their grace period, as spares that later
+ * writers take their nodes and version from: churn after a barrier asks the
+ * memory hook for almost nothing, what the pool keeps stays under its cap,
+ * and drain + destroy give every block back. With the pool off, the same
+ * churn asks the hook for every node and version (the control).
+ */
+static void pool_churn(bool pool, int64_t *hook_allocs, int64_t *pooled_bytes)
+{
+	const unsigned slots = 256, pairs = 300;
+	struct vmres_test_mem tm;
+	struct vmres_mem_ops ops;
+	struct vmres_addr_allocator *a = NULL;
+	int64_t before, live;
+
+	vmres_test_mem_init(&tm);
+	ops = vmres_test_mem_ops(&tm);
+	assert_int_equal(vmres_addr_allocator_create_ex(0, MAX64, &ops, &a), 0);
+	if (!pool)
+		vmres__addr_pool_disable(a);
+	for (unsigned k = 0; k < slots; k++)
+		assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, 0x1000, 0x1000, 0), k * 0x1000);
+	churn_slots(a, slots, 4 * pairs); /* retires versions that fill the pool */
+	vmres_rcu_barrier();
+	before = vmres_test_mem_allocs(&tm);
+	churn_slots(a, slots, pairs);
+	*hook_allocs = vmres_test_mem_allocs(&tm) - before;
+	vmres_rcu_barrier();
+	live = vmres_test_mem_live_bytes(&tm);
+	assert_int_equal(vmres__addr_pool_drain(a) > 0, pool);
+	*pooled_bytes = live - vmres_test_mem_live_bytes(&tm);
+	assert_int_equal(vmres__addr_check(a), 0);
+	vmres_addr_allocator_destroy(a);
+	assert_int_equal(vmres_test_mem_live_blocks(&tm), 0);
+}
+
+static void test_addr_pool_recycles_bounded(void **state)
+{
+	(void)state;
+	int64_t with_allocs, with_bytes, without_allocs, without_bytes;
+
+	pool_churn(true, &with_allocs, &with_bytes);
+	pool_churn(false, &without_allocs, &without_bytes);
+	printf("[addr] 300 pairs after a barrier: %" PRId64 " hook allocations with the pool, "
+	       "%" PRId64 " without; pool held %" PRId64 " bytes\n",
+	       with_allocs, without_allocs, with_bytes);
+	assert_true(without_allocs >= 300 * 4); /* two versions and paths per pair */
+	assert_true(with_allocs * 10 < without_allocs);
+	assert_int_equal(without_bytes, 0);
+	assert_true(with_bytes > 0);
+	/* cap in nodes; a spare's own block is counted rounded up to nodes */
+	assert_true(with_bytes <= (int64_t)(VMRES__ADDR_POOL_CAP * vmres__addr_node_size()));
+}
+
 static void test_addr_memory_accounting(void **state)
 {
 	(void)state;
@@ -529,7 +597,8 @@ static void test_addr_memory_accounting(void **state)
 	empty_bytes = vmres_test_mem_live_bytes(&tm);
 	for (uint64_t i = 0; i < n; i++)
 		alloc_ok(a, VMRES_FIRST_MATCH, 0x1000, 0x1000, 0);
-	vmres_rcu_barrier(); /* retired nodes and versions are gone */
+	vmres_rcu_barrier(); /* retired nodes and versions are pooled or gone */
+	vmres__addr_pool_drain(a);
 	assert_int_equal(vmres__addr_check(a), 0);
 	/* n nodes plus one version whose retire room grows with the height */
 	printf("[addr] %" PRIu64 " ranges: %" PRId64 " bytes live (%.1f per range, node %zu), "
@@ -566,6 +635,7 @@ int main(void)
 		cmocka_unit_test(test_addr_one_byte_ranges_and_gaps),
 		cmocka_unit_test(test_addr_free_merges_every_neighbour_combination),
 		cmocka_unit_test(test_addr_memory_accounting),
+		cmocka_unit_test(test_addr_pool_recycles_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

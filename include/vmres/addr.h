@@ -87,9 +87,11 @@ VMRES_API int vmres_addr_allocator_create(uint64_t first, uint64_t last,
  *
  * The allocator starts empty: the whole span is free. Each allocated range
  * costs one tree node (72 bytes on x86-64, see docs/design.md, "The address allocator"); each
- * update also allocates a small version record, freed after a grace period
- * together with the nodes the update replaced (from liburcu's call_rcu
- * thread, so @mem->free must be callable from any thread).
+ * update also needs a small version record. After a grace period, the
+ * version an update replaced and the nodes it dropped are kept for reuse by
+ * later updates, up to about 600 KB per allocator, or freed through @mem
+ * (from liburcu's call_rcu thread, so @mem->free must be callable from any
+ * thread). Everything goes back to @mem at destroy.
  *
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @out is NULL or @mem lacks alloc or
  * free; VMRES_E_INVALID_RANGE if @first > @last; VMRES_E_NOMEM if @mem's
@@ -106,8 +108,8 @@ VMRES_API int vmres_addr_allocator_create_ex(uint64_t first, uint64_t last,
  * @a: the allocator, or NULL (no-op)
  *
  * Waits for every node retired by earlier updates to be reclaimed (an RCU
- * barrier), then frees the tree and the allocator. Ranges still allocated
- * simply disappear.
+ * barrier), then frees the nodes kept for reuse, the tree and the allocator.
+ * Ranges still allocated simply disappear.
  *
  * Context: a registered thread outside any RCU read-side critical section
  * (not from a foreach callback); blocks for a grace period. No other call

@@ -75,32 +75,59 @@ struct addr_node {
  * @bytes:        sum of the range sizes modulo 2^64 (0 with @ranges > 0
  *                means exactly 2^64: the whole 64-bit space is allocated)
  * @rcu:          queued by the writer that replaced this version
- * @mem:          the owner's memory hook, for the callback
+ * @owner:        the allocator, whose pool the callback may fill
  * @retire_cap:   room in @retired: VMRES__ADDR_RETIRE_BOUND(root height)
  * @retire_count: nodes of @root the replacing writer made unreachable
- * @retired:      those nodes, freed with this version after a grace period
+ * @discard:      set on a spare given back too small to become a version:
+ *                the callback frees it instead of pooling it
+ * @pool_next:    atomic: the next version in the owner's pool, once pooled
+ * @retired:      those nodes, freed or pooled with this version after a
+ *                grace period
+ *
+ * A version that went through a grace period after it was replaced is a
+ * "spare": a block of memory holding @retire_count free nodes, which the
+ * pool (src/addr.c, "Pool") hands to later writers.
  */
 struct addr_version {
 	struct addr_node *root;
 	uint64_t ranges;
 	uint64_t bytes;
 	struct rcu_head rcu;
-	const struct vmres_mem_ops *mem;
+	struct vmres_addr_allocator *owner;
 	uint32_t retire_cap;
 	uint32_t retire_count;
+	bool discard;
+	uintptr_t pool_next;
 	struct addr_node *retired[];
 };
+
+/* Bytes that keep two hot words off one cache line. */
+#define VMRES__ADDR_CACHE_LINE 64
+/*
+ * What the pool keeps at most, in nodes: each spare counts its nodes plus its
+ * own block rounded up to whole nodes. Beyond it, retired versions go back to
+ * the memory hook. About 600 KB at most.
+ */
+#define VMRES__ADDR_POOL_CAP 8192
 
 struct vmres_addr_allocator {
 	struct addr_version *version; /* RCU-protected: vmres__rcu_dereference/cmpxchg */
 	uint64_t first;
 	uint64_t last;
 	struct vmres_mem_ops mem;
+	bool pool_off; /* set before sharing: retired versions go to the hook */
+	/* Keeps the pool's writes off the line every reader loads above. */
+	char pool_gap[VMRES__ADDR_CACHE_LINE];
+	uintptr_t pool_head; /* atomic: top of the LIFO of spares, 0 if empty */
+	uint64_t pool_count; /* atomic: nodes + spares pooled, <= VMRES__ADDR_POOL_CAP */
 };
 
 /*
  * struct addr_build - what one writer attempt has built and replaced
- * @mem:        where fresh nodes come from
+ * @mem:        where fresh nodes come from when @spare has none
+ * @spare:      a spare from the pool (private to this writer) or NULL; fresh
+ *              nodes come from it first
+ * @from_spare: how many of @fresh (the first ones) came from @spare
  * @fresh:      every node allocated by this attempt (freed if it fails/loses)
  * @replaced:   every published node this attempt makes unreachable
  * @replace_cap: at most this many may be replaced (the old version's room)
@@ -108,6 +135,8 @@ struct vmres_addr_allocator {
  */
 struct addr_build {
 	const struct vmres_mem_ops *mem;
+	struct addr_version *spare;
+	unsigned from_spare;
 	unsigned n_fresh;
 	unsigned n_replaced;
 	unsigned replace_cap;

@@ -64,6 +64,30 @@ int vmres__addr_check(struct vmres_addr_allocator *a);
  */
 unsigned vmres__addr_height(struct vmres_addr_allocator *a);
 
+/*
+ * vmres__addr_pool_drain() - give every pooled spare back to the memory hook
+ * @a: the allocator
+ *
+ * Versions replaced by writers come back, after their grace period, as
+ * "spares" (the version's memory and the nodes it retired) in a per-allocator
+ * pool that later writers take their memory from (src/addr.c, "Pool").
+ * Tests and benchmarks that count the memory a tree holds call
+ * vmres_rcu_barrier() then this. destroy calls it too.
+ * Return: the blocks given back (nodes and versions).
+ *
+ * Context: a registered thread, no other call on @a running.
+ */
+uint64_t vmres__addr_pool_drain(struct vmres_addr_allocator *a);
+
+/*
+ * vmres__addr_pool_disable() - retired versions go straight back to the hook
+ * @a: the allocator, before it is shared with other threads
+ *
+ * For an allocator whose hook must see every block again soon after its
+ * retire: a system's per-kind allocators (src/system_reserve.c).
+ */
+void vmres__addr_pool_disable(struct vmres_addr_allocator *a);
+
 /* Bytes of one tree node: what each allocated range costs, allocator aside. */
 size_t vmres__addr_node_size(void);
 
