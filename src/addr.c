@@ -17,10 +17,11 @@
  *   RCU, check the request against it, then build the new tree by copying
  *   the root-to-leaf path they change (and the few nodes a rotation moves):
  *   src/addr_tree.c. They publish a new version with a CAS on the version
- *   pointer. The loser of a race frees what it built (nobody saw it) and
- *   starts again from the new version; the winner hands the old version,
- *   with the list of its nodes the new tree no longer reaches, to call_rcu,
- *   which frees them once every reader that could see them has left.
+ *   pointer. The loser of a race gives back what it built (nobody saw it)
+ *   and starts again from the new version; the winner hands the old
+ *   version, with the list of its nodes the new tree no longer reaches, to
+ *   call_rcu, whose callback pools or frees them once every reader that
+ *   could see them has left ("Reclamation", "Pool" below).
  *
  *   Why AVL: a persistent tree must copy every node it changes, so the tree
  *   with the shortest paths and the fewest nodes touched per update wins. AVL
@@ -107,7 +108,8 @@
  *   spare (a Treiber stack [Treiber 1986], invariant 8 against ABA) once its
  *   check has passed, takes its fresh nodes from the spare before the hook,
  *   and, if the spare's room fits the new tree (invariant 6), publishes the
- *   spare itself as the new version (its leftover nodes go to the hook). A
+ *   spare itself as the new version (its leftover nodes go to the hook once
+ *   the CAS succeeds, back into the spare if it fails). A
  *   spare the writer does not publish (the update failed, or the spare is
  *   too small to be a version) goes back through call_rcu with the nodes it
  *   still holds (a grace period: invariant 8); an empty, too small one is
@@ -234,7 +236,8 @@ uint64_t vmres__addr_pool_drain(struct vmres_addr_allocator *a)
 	uint64_t blocks = 0;
 	struct addr_version *s;
 
-	/* No other call runs (documented): nobody pops or pushes. */
+	/* No other call runs (documented): nobody pops. Callbacks still queued
+	 * may push meanwhile; destroy drains after its barrier. */
 	vmres__rcu_read_lock();
 	while ((s = pool_take(a)) != NULL) {
 		blocks += (uint64_t)s->retire_count + 1;
@@ -337,7 +340,10 @@ static void build_abandon(struct addr_build *b)
 
 /*
  * The new version's memory: the spare itself when its room fits @root
- * (invariant 6; its leftover nodes go to the hook), else the hook's.
+ * (invariant 6), else the hook's. The spare's leftover nodes move to
+ * b->leftover: freed once the CAS publishes (publish_done()), put back if it
+ * fails (version_untake()), so a call that then fails returns to the hook
+ * only what it got from it.
  */
 static struct addr_version *version_take(struct vmres_addr_allocator *a, struct addr_build *b,
 					 struct addr_node *root)
@@ -346,8 +352,10 @@ static struct addr_version *version_take(struct vmres_addr_allocator *a, struct 
 
 	if (!s || s->retire_cap < VMRES__ADDR_RETIRE_BOUND(vmres__addr_node_height(root)))
 		return version_new(a, root);
-	while (s->retire_count)
-		vmres__mem_free(b->mem, s->retired[--s->retire_count], sizeof(struct addr_node));
+	/* retire_count <= retire_cap <= VMRES__ADDR_BUILD_MAX: it fits */
+	memcpy(b->leftover, s->retired, s->retire_count * sizeof(s->retired[0]));
+	b->n_leftover = s->retire_count;
+	s->retire_count = 0;
 	/* Private to this writer; pool_next is left alone (invariant 8). */
 	s->root = root;
 	s->ranges = 0;
@@ -357,13 +365,25 @@ static struct addr_version *version_take(struct vmres_addr_allocator *a, struct 
 	return s;
 }
 
-/* The new version was not published: back to the hook, or to being the spare. */
+/* The new version was not published: back to the hook, or to being the
+ * spare with its leftover nodes (build_abandon() then refills the rest). */
 static void version_untake(struct addr_build *b, struct addr_version *nv, bool was_spare)
 {
-	if (was_spare)
-		b->spare = nv; /* holds no node now; build_abandon() refills it */
-	else
+	if (!was_spare) {
 		version_free(nv);
+		return;
+	}
+	memcpy(nv->retired, b->leftover, b->n_leftover * sizeof(b->leftover[0]));
+	nv->retire_count = b->n_leftover;
+	b->n_leftover = 0;
+	b->spare = nv;
+}
+
+/* The spare became the published version: its leftover nodes go to the hook. */
+static void publish_done(struct addr_build *b)
+{
+	while (b->n_leftover)
+		vmres__mem_free(b->mem, b->leftover[--b->n_leftover], sizeof(struct addr_node));
 }
 
 static struct addr_node *build_tree(struct addr_build *b, const struct addr_version *v,
@@ -422,6 +442,7 @@ static int try_publish(struct vmres_addr_allocator *a, struct addr_version *v,
 		build_abandon(b);
 		return 0;
 	}
+	publish_done(b);
 	/* Only the CAS winner writes v's retire fields (invariant 5); keeps 6. */
 	memcpy(v->retired, b->replaced, b->n_replaced * sizeof(b->replaced[0]));
 	v->retire_count = b->n_replaced;
@@ -491,6 +512,7 @@ static int update(struct vmres_addr_allocator *a, const struct vmres_addr_reques
 			b.mem = &a->mem;
 			b.spare = spare;
 			b.from_spare = 0;
+			b.n_leftover = 0;
 			b.n_fresh = b.n_replaced = 0;
 			b.replace_cap = v->retire_cap;
 			b.nomem = false;

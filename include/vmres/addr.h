@@ -90,8 +90,9 @@ VMRES_API int vmres_addr_allocator_create(uint64_t first, uint64_t last,
  * update also needs a small version record. After a grace period, the
  * version an update replaced and the nodes it dropped are kept for reuse by
  * later updates, up to about 600 KB per allocator, or freed through @mem
- * (from liburcu's call_rcu thread, so @mem->free must be callable from any
- * thread). Everything goes back to @mem at destroy.
+ * (from liburcu's call_rcu thread, or from a writer reusing kept memory, so
+ * @mem->free must be callable from any thread). Everything goes back to
+ * @mem at destroy.
  *
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @out is NULL or @mem lacks alloc or
  * free; VMRES_E_INVALID_RANGE if @first > @last; VMRES_E_NOMEM if @mem's

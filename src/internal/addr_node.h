@@ -119,7 +119,9 @@ struct vmres_addr_allocator {
 	/* Keeps the pool's writes off the line every reader loads above. */
 	char pool_gap[VMRES__ADDR_CACHE_LINE];
 	uintptr_t pool_head; /* atomic: top of the LIFO of spares, 0 if empty */
-	uint64_t pool_count; /* atomic: nodes + spares pooled, <= VMRES__ADDR_POOL_CAP */
+	/* atomic: units reserved for the pool; never below what it holds, and
+	 * what it holds never exceeds VMRES__ADDR_POOL_CAP */
+	uint64_t pool_count;
 };
 
 /*
@@ -128,6 +130,8 @@ struct vmres_addr_allocator {
  * @spare:      a spare from the pool (private to this writer) or NULL; fresh
  *              nodes come from it first
  * @from_spare: how many of @fresh (the first ones) came from @spare
+ * @leftover:   the nodes @spare still held when it became the new version:
+ *              freed after a successful CAS, put back after a failed one
  * @fresh:      every node allocated by this attempt (freed if it fails/loses)
  * @replaced:   every published node this attempt makes unreachable
  * @replace_cap: at most this many may be replaced (the old version's room)
@@ -137,12 +141,14 @@ struct addr_build {
 	const struct vmres_mem_ops *mem;
 	struct addr_version *spare;
 	unsigned from_spare;
+	unsigned n_leftover;
 	unsigned n_fresh;
 	unsigned n_replaced;
 	unsigned replace_cap;
 	bool nomem;
 	struct addr_node *fresh[VMRES__ADDR_BUILD_MAX];
 	struct addr_node *replaced[VMRES__ADDR_BUILD_MAX];
+	struct addr_node *leftover[VMRES__ADDR_BUILD_MAX];
 };
 
 static inline unsigned vmres__addr_node_height(const struct addr_node *n)
