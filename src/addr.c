@@ -170,54 +170,27 @@ static uint64_t spare_units(const struct addr_version *v)
 /* Pushes @v as a spare unless the pool is off or full. In a callback only. */
 static bool pool_put(struct vmres_addr_allocator *a, struct addr_version *v)
 {
-	uint64_t units = spare_units(v);
-
 	if (a->pool_off || v->discard) /* pool_off: constant once @a is shared */
 		return false;
-	/* Full barrier: reserve room before the push (count >= pooled, <= cap). */
-	if (vmres__u64_faa(&a->pool_count, units) + units > VMRES__ADDR_POOL_CAP) {
-		vmres__u64_faa(&a->pool_count, (uint64_t)0 - units); /* full barrier; undo */
+	if (!vmres__rcu_stack_reserve(&a->pool, spare_units(v), VMRES__ADDR_POOL_CAP))
 		return false;
-	}
-	for (;;) {
-		/* Relaxed: the CAS below orders it; a stale top fails the CAS. */
-		uintptr_t top = vmres__uptr_load_relaxed(&a->pool_head);
-
-		/* Relaxed: published by the release of the CAS below; pairs with
-		 * pool_take()'s load after its acquire. */
-		vmres__uptr_store_relaxed(&v->pool_next, top);
-		/* Full barrier (release): publishes v, its retired[] included;
-		 * pairs with pool_take()'s acquire load of the head. */
-		if (vmres__uptr_cas(&a->pool_head, top, (uintptr_t)v))
-			return true;
-	}
+	/* v alone is the chain; the push publishes its retired[] too. */
+	vmres__rcu_stack_push(&a->pool, (uintptr_t)v, &v->pool_next);
+	return true;
 }
 
 /* Pops a spare, or NULL. Inside a read-side critical section (invariant 8). */
 static struct addr_version *pool_take(struct vmres_addr_allocator *a)
 {
+	struct addr_version *s;
+
 	if (a->pool_off)
 		return NULL;
-	for (;;) {
-		/* Acquire: pairs with pool_put()'s CAS, so the spare's pool_next
-		 * and retired[] are visible. */
-		uintptr_t top = vmres__uptr_load_acquire(&a->pool_head);
-		struct addr_version *s = (struct addr_version *)top;
-
-		if (!s)
-			return NULL;
-		/* Relaxed: written before the push that published s; s cannot
-		 * come back while we are in our section (invariant 8), so a stale
-		 * value belongs to a CAS that fails. */
-		uintptr_t next = vmres__uptr_load_relaxed(&s->pool_next);
-
-		/* Full barrier; succeeds only if s is still the top (invariant 8). */
-		if (vmres__uptr_cas(&a->pool_head, top, next)) {
-			/* Full barrier; s is ours: count stays >= what is pooled. */
-			vmres__u64_faa(&a->pool_count, (uint64_t)0 - spare_units(s));
-			return s;
-		}
-	}
+	s = (struct addr_version *)vmres__rcu_stack_pop(&a->pool,
+							offsetof(struct addr_version, pool_next));
+	if (s)
+		vmres__rcu_stack_unreserve(&a->pool, spare_units(s)); /* s is ours */
+	return s;
 }
 
 static void reclaim_version(struct rcu_head *head)

@@ -149,8 +149,7 @@ void vmres__id_pool_init(struct vmres_id_allocator *ids)
 {
 	for (int h = 0; h <= ID_INDEX_LEVELS; h++) {
 		ids->pool[h].pending = 0;
-		ids->pool[h].head = 0;
-		ids->pool[h].count = 0;
+		ids->pool[h].stack = (struct vmres__rcu_stack){ 0, 0 };
 	}
 	/* At most as many nodes of height 0 as the range has IDs, 1/4 of that of
 	 * height 1, and so on: about 4/3 of the range in all, at most. */
@@ -169,29 +168,13 @@ void vmres__id_pool_disable(struct vmres_id_allocator *ids)
 /* Pops a node of @height, or NULL. Inside a read-side section (invariant 11). */
 static struct id_node *pool_pop(struct vmres_id_allocator *ids, uint32_t height)
 {
-	uintptr_t *head = &ids->pool[height].head;
+	struct vmres__rcu_stack *s = &ids->pool[height].stack;
+	struct id_node *n =
+		(struct id_node *)vmres__rcu_stack_pop(s, offsetof(struct id_node, pool_next));
 
-	for (;;) {
-		/* Acquire: pairs with batch_rcu()'s push CAS, so the pushed
-		 * chain's pool_next links and the callback's happens-before edge
-		 * are visible. */
-		uintptr_t top = vmres__uptr_load_acquire(head);
-
-		if (!top)
-			return NULL;
-		/* Relaxed: written before the push that published top (seen by
-		 * the acquire above); not recycled under us (invariant 11), so a
-		 * stale value can only belong to a CAS that fails. */
-		uintptr_t next = vmres__uptr_load_relaxed(&((struct id_node *)top)->pool_next);
-
-		/* Full barrier; succeeds only if top is still the head (no ABA,
-		 * invariant 11); orders our reuse of the node after it. */
-		if (vmres__uptr_cas(head, top, next)) {
-			/* Full barrier; after the pop, keeps count >= size. */
-			vmres__u64_faa(&ids->pool[height].count, (uint64_t)-1);
-			return (struct id_node *)top;
-		}
-	}
+	if (n)
+		vmres__rcu_stack_unreserve(s, 1);
+	return n;
 }
 
 /* Gives a chain of @first's batch back to the hook (no reader can reach it). */
@@ -229,24 +212,10 @@ static void batch_rcu(struct rcu_head *rh)
 	struct id_node *last = (struct id_node *)vmres__uptr_load_relaxed(&first->batch_tail);
 	uint64_t len = vmres__u64_load_relaxed(&first->batch_len);
 
-	/* Full barrier: reserve room before the push (count >= size <= cap). */
-	if (vmres__u64_faa(&pool->count, len) + len > vmres__id_pool_cap(ids, first->height)) {
-		vmres__u64_faa(&pool->count, (uint64_t)0 - len); /* full barrier; undo */
+	if (vmres__rcu_stack_reserve(&pool->stack, len, vmres__id_pool_cap(ids, first->height)))
+		vmres__rcu_stack_push(&pool->stack, (uintptr_t)first, &last->pool_next);
+	else
 		chain_free(ids, first);
-	} else {
-		for (;;) {
-			/* Relaxed: the CAS below orders it; stale fails the CAS. */
-			uintptr_t top = vmres__uptr_load_relaxed(&pool->head);
-
-			/* Relaxed: published by the release of the CAS below;
-			 * pairs with pool_pop()'s load after its acquire. */
-			vmres__uptr_store_relaxed(&last->pool_next, top);
-			/* Full barrier (release): publishes the chain; pairs with
-			 * pool_pop()'s acquire load of the head. */
-			if (vmres__uptr_cas(&pool->head, top, (uintptr_t)first))
-				break;
-		}
-	}
 	/* Orders the push or free before destroy's vmres__rcu_barrier() (TSAN). */
 	vmres__rcu_callback_exit();
 }

@@ -15,6 +15,7 @@
 #include <vmres/addr.h>
 
 #include "rcu.h"
+#include "rcu_stack.h"
 
 /*
  * The deepest tree the fixed-size writer and foreach stacks allow. An AVL
@@ -118,10 +119,7 @@ struct vmres_addr_allocator {
 	bool pool_off; /* set before sharing: retired versions go to the hook */
 	/* Keeps the pool's writes off the line every reader loads above. */
 	char pool_gap[VMRES__ADDR_CACHE_LINE];
-	uintptr_t pool_head; /* atomic: top of the LIFO of spares, 0 if empty */
-	/* atomic: units reserved for the pool; never below what it holds, and
-	 * what it holds never exceeds VMRES__ADDR_POOL_CAP */
-	uint64_t pool_count;
+	struct vmres__rcu_stack pool; /* spares, cap VMRES__ADDR_POOL_CAP units */
 };
 
 /*

@@ -22,6 +22,7 @@
 
 #include "atomic.h"
 #include "rcu.h"
+#include "rcu_stack.h"
 
 /* The interval behind w0 is gone: its last ID was taken (logical deletion). */
 #define ID_LINK_DEL ((uint64_t)1)
@@ -86,16 +87,15 @@ struct id_node {
  * struct id_pool - retired nodes of one height (src/id_index.c)
  * @pending: atomic: top of the stack of nodes retired since the last batch
  *           left for call_rcu(), 0 when empty
- * @head:    atomic: top of the LIFO of reusable nodes, 0 when empty
- * @count:   atomic: never below the nodes in the LIFO, never above the cap
+ * @stack:   the LIFO of reusable nodes, counted in nodes
+ *           (src/internal/rcu_stack.h)
  */
 struct id_pool {
 	uintptr_t pending;
-	uintptr_t head;
-	uint64_t count;
+	struct vmres__rcu_stack stack;
 	/* 64 bytes per class; the block is only 16-aligned, so a class may
 	 * share a line with a neighbour class, never with the hot fields. */
-	char pad[ID_CACHE_LINE - 3 * sizeof(uint64_t)];
+	char pad[ID_CACHE_LINE - sizeof(uintptr_t) - sizeof(struct vmres__rcu_stack)];
 };
 
 struct vmres_id_allocator {
