@@ -157,6 +157,11 @@ VMRES_API bool vmres_kind_is_id(enum vmres_kind kind);
  * callbacks; a device manager that holds callbacks uses it to register a
  * device in one step.
  *
+ * A rollback gives an ID back with ->free, so an ID kind remembers it as
+ * handed out: freeing it again later reports VMRES_E_ALREADY_FREED, not
+ * VMRES_E_NEVER_ALLOCATED. Which IDs are free, and which one alloc returns
+ * next, are as if the batch had never run.
+ *
  * Giving back can itself need memory (a free may copy tree nodes). Callbacks
  * of a system allocator fall back on that system's reserve for it, so a
  * failing memory hook does not stop a rollback; see vmres_system_counters()
