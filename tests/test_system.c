@@ -541,6 +541,13 @@ static void test_system_rollback_when_middle_kind_exhausted(void **state)
 	assert_int_equal(c.rollbacks, 1);
 	assert_int_equal(c.rollback_leaks, 0);
 
+	/* The rollback freed device ID 0, so it counts as handed out (documented
+	 * at vmres_allocate_batch()); ID 1 was never taken. */
+	again = (struct vmres_resource){ VMRES_DEVICE_ID, { 0, 0 }, 0 };
+	assert_int_equal(vmres_system_free(sys, &again, 1), VMRES_E_ALREADY_FREED);
+	again.range = (struct vmres_range){ 1, 1 };
+	assert_int_equal(vmres_system_free(sys, &again, 1), VMRES_E_NEVER_ALLOCATED);
+
 	/* A follow-up allocation gets exactly what the failed batch had taken. */
 	assert_int_equal(vmres_system_allocate(sys, batch, 1, &again), VMRES_OK);
 	assert_int_equal(again.range.start, 0);
