@@ -13,8 +13,8 @@
  * The interleaving is forced, not hoped for: the test's hook blocks the
  * writer (thread A, the test's main thread) inside its first hook call of
  * the operation, while thread B publishes B_PER_ROUND allocations of its
- * own, so that A's CAS must fail; after that every hook allocation of A
- * fails. The hook counts, per thread, blocks got minus blocks given back.
+ * own, so that A's CAS fails if A has not made it yet; after that every
+ * hook allocation of A fails. The hook counts, per thread, blocks got minus blocks given back.
  */
 #include "vmres_test.h"
 
@@ -46,7 +46,7 @@ static atomic_llong g_live; /* blocks out, all threads (callbacks too) */
 static sem_t g_go, g_done;  /* A -> B: publish now; B -> A: published */
 static atomic_bool g_stop;
 static struct vmres_addr_allocator *g_a;
-static uint64_t g_next_b = B_BASE; /* B only */
+static uint64_t g_next_b = B_BASE; /* written by B; A reads it after g_done */
 static int g_b_errors;		   /* B only; read after join */
 
 /* Inside A's operation: let B publish, then fail A's allocations from now on. */
