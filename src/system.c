@@ -211,10 +211,10 @@ static int kind_init(struct vmres_system *sys, enum vmres_kind kind)
 		err = vmres_id_allocator_create_ex((uint32_t)span.start, (uint32_t)span.end,
 						   &sys->kind_mem, &k->ids);
 	/* Reserve blocks must reach the reserve: no pools on the system's kinds. */
-	if (!err && !vmres_kind_is_address(kind))
-		vmres__id_pool_disable(k->ids);
 	if (!err && vmres_kind_is_address(kind))
 		vmres__addr_pool_disable(k->addr);
+	else if (!err)
+		vmres__id_pool_disable(k->ids);
 	if (!err)
 		k->ops = (struct vmres_allocator){ kind_allocate, kind_free }; /* invariant 2 */
 	return err;
