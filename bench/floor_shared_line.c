@@ -51,6 +51,7 @@ static void *run(void *arg)
 	struct worker *w = arg;
 	uint64_t n = 0;
 
+	/* Start signal; pairs with main's store (orders nothing else). */
 	while (!atomic_load(&go))
 		;
 	/* Relaxed: only a stop signal; the join orders the result. */
