@@ -73,6 +73,23 @@ static inline void vmres__rcu_stack_push(struct vmres__rcu_stack *s, uintptr_t f
 }
 
 /*
+ * Starts loading the new top @next (its first line and its link's line) into
+ * the cache, for the next pop and for the caller that will rewrite it. A
+ * pooled element waited out a grace period (about 10 ms with liburcu's
+ * callback thread), so its lines are usually gone from the core's caches,
+ * and the pop's load of the link was the miss that cost most of an ID
+ * allocation (docs/performance.md). A prefetch is a hint: no access, no
+ * fault, and harmless if @next is popped by another thread first.
+ */
+static inline void vmres__rcu_stack_prefetch(uintptr_t next, size_t next_off)
+{
+	if (!next)
+		return;
+	__builtin_prefetch((const void *)next, 1);
+	__builtin_prefetch((const void *)(next + next_off), 1);
+}
+
+/*
  * Pops the top element, or returns 0. Inside an RCU read-side critical
  * section (see the top of this file). @next_off: offset of the link field.
  * The caller gives the element's units back with vmres__rcu_stack_unreserve().
@@ -93,8 +110,10 @@ static inline uintptr_t vmres__rcu_stack_pop(struct vmres__rcu_stack *s, size_t 
 
 		/* Full barrier; succeeds only if top never left (no ABA, see
 		 * above); orders the caller's reuse of the element after it. */
-		if (vmres__uptr_cas(&s->head, top, next))
+		if (vmres__uptr_cas(&s->head, top, next)) {
+			vmres__rcu_stack_prefetch(next, next_off);
 			return top;
+		}
 	}
 }
 
