@@ -17,8 +17,8 @@
 #       threads, then id_churn and addr_lookup_under_hotplug sweeping
 #       1, 2, 4, ... MAX_THREADS threads (default 16), with our allocator and
 #       the baselines of the issues' targets side by side. Writes one text
-#       log and google-benchmark JSON files into OUTDIR. About 4 minutes at
-#       16 threads.
+#       log and google-benchmark JSON files into OUTDIR. 72 s at 16 threads
+#       on a 2-CPU machine (the runs are timed, so more cores take no longer).
 #
 # With the device tool: run `scripts/device_bench.sh pack` here, then call
 # run with command `bash scripts/device_bench.sh run "$OUT"`, carry
