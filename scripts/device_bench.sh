@@ -56,6 +56,10 @@ run() {
 		exit 2
 	}
 	mkdir -p "$out"
+	# Both google-benchmark runs: 3 interleaved repetitions, medians, JSON.
+	local common=(--vmres_max_threads="$max" --benchmark_repetitions=3
+		--benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true
+		--benchmark_out_format=json)
 	exe() { # binary args...: through the bundled loader and libraries
 		local b=$1
 		shift
@@ -73,17 +77,13 @@ run() {
 			done
 		done
 		echo "== id_churn"
-		exe bench_id --vmres_max_threads="$max" --benchmark_min_time=0.2 \
-			--benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-			--benchmark_enable_random_interleaving=true \
+		exe bench_id "${common[@]}" --benchmark_min_time=0.2 \
 			--benchmark_filter='id_churn/(vmres|rustvmm_set_mutex)/(10|100000)/' \
-			--benchmark_out="$out/id_churn.json" --benchmark_out_format=json
+			--benchmark_out="$out/id_churn.json"
 		echo "== addr_lookup_under_hotplug"
-		exe bench_addr --vmres_max_threads="$max" --vmres_window_s=0.25 \
-			--benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-			--benchmark_enable_random_interleaving=true \
+		exe bench_addr "${common[@]}" --vmres_window_s=0.25 \
 			--benchmark_filter='addr_lookup_under_hotplug/(vmres_rcu|rwlock|rwlock_writer_pref|mutex|unsync_ceiling|unsync_ceiling_busy_writer)/' \
-			--benchmark_out="$out/addr_lookup.json" --benchmark_out_format=json
+			--benchmark_out="$out/addr_lookup.json"
 		echo "== done $(date -u +%FT%TZ)"
 	} 2>&1 | tee "$out/device_bench.log"
 }

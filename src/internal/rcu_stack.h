@@ -74,12 +74,13 @@ static inline void vmres__rcu_stack_push(struct vmres__rcu_stack *s, uintptr_t f
 
 /*
  * Starts loading the new top @next (its first line and its link's line) into
- * the cache, for the next pop and for the caller that will rewrite it. A
- * pooled element waited out a grace period (about 10 ms with liburcu's
- * callback thread), so its lines are usually gone from the core's caches,
- * and the pop's load of the link was the miss that cost most of an ID
- * allocation (docs/performance.md). A prefetch is a hint: no access, no
- * fault, and harmless if @next is popped by another thread first.
+ * the cache, for the next pop, which reads the link, and for that pop's
+ * caller, which rewrites the element. A pooled element waited out a grace
+ * period (about 10 ms with liburcu's callback thread), so its lines are
+ * usually gone from the core's caches, and the pop's load of the link was
+ * the miss that cost most of an ID allocation (docs/performance.md). A
+ * prefetch is a hint: no access and no fault, so it is harmless if @next is
+ * popped by another thread first, or freed by a drain.
  */
 static inline void vmres__rcu_stack_prefetch(uintptr_t next, size_t next_off)
 {
