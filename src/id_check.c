@@ -3,7 +3,8 @@
  * Debug walkers over a quiet ID allocator: the invariant checker and the
  * free-interval visitor tests use to compare against a model. Not
  * concurrent: the caller guarantees no other call on the allocator runs.
- * The invariant numbers are those of the comment at the top of src/id.c.
+ * The invariant numbers are those of the comments at the top of src/id.c
+ * (1-7) and src/id_index.c (8-11).
  */
 #include <inttypes.h>
 #include <stdio.h>

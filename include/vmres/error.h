@@ -4,7 +4,9 @@
  *
  * Every fallible function returns 0 (VMRES_OK) or a negative enum vmres_error;
  * results travel through out-parameters. A call that fails leaves the object it
- * was given exactly as it was before the call.
+ * was given exactly as it was before the call, except where its documentation
+ * says otherwise (vmres_system_free_ex() and a rolled-back batch, see
+ * vmres/system.h and vmres/resource.h).
  */
 #ifndef VMRES_ERROR_H
 #define VMRES_ERROR_H

@@ -50,9 +50,10 @@ struct vmres_id_allocator; /* opaque */
  * allocations: the allocator and the node for [@first, @last]. The full
  * range [0, UINT32_MAX] and one-ID ranges are valid.
  *
- * Return: 0; VMRES_E_INVALID_ARGUMENT if @out is NULL; VMRES_E_INVALID_RANGE
- * if @first > @last; VMRES_E_NOMEM (nothing allocated). *@out is written only
- * on success.
+ * Return: 0; VMRES_E_INVALID_ARGUMENT if @out is NULL, or if the memory hook
+ * gives a block that is not 16-aligned for the allocator object (see
+ * vmres_id_allocator_create_ex()); VMRES_E_INVALID_RANGE if @first > @last;
+ * VMRES_E_NOMEM (nothing allocated). *@out is written only on success.
  *
  * Context: any thread. The new allocator is private until the caller hands
  * the pointer to other threads (which must synchronise with this call).

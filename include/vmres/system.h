@@ -99,7 +99,9 @@ VMRES_API void vmres_layout_x86_64_default(struct vmres_layout *out);
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @layout or @out is NULL;
  * VMRES_E_INVALID_RANGE if a present kind's span has start > end;
  * VMRES_E_OUT_OF_RANGE if a present ID kind's span goes past UINT32_MAX;
- * VMRES_E_NOMEM. On error nothing is left allocated.
+ * VMRES_E_NOMEM; VMRES_E_INVALID_ARGUMENT also if the memory hook gives an
+ * ID kind's allocator a block that is not 16-aligned
+ * (vmres_id_allocator_create_ex()). On error nothing is left allocated.
  *
  * Context: a registered thread (a failed create destroys what it built).
  */

@@ -46,7 +46,7 @@ int vmres__addr_lookup_unsynchronized(struct vmres_addr_allocator *a, uint64_t a
  * Checks invariants 1-6 of src/addr.c: BST order and disjoint sorted ranges
  * inside the span, AVL balance and stored heights, the augmented fields
  * (min start, max end, largest inner gap) recomputed from the children, the
- * version's totals (range count, saturated byte sum, retire capacity).
+ * version's totals (range count, byte sum modulo 2^64, retire capacity).
  *
  * Return: 0 if all hold, otherwise the (positive) number of the first
  * invariant found broken; prints a line describing it to stderr. -1 if @a

@@ -14,7 +14,7 @@
 /*
  * struct vmres__id_stats - what vmres__id_check() counted
  * @intervals:  free intervals in the list (DEL'd ones not counted)
- * @nodes:      nodes reachable from the head, the embedded tail included
+ * @nodes:      nodes reachable from the head, the NEVER tail's node included
  * @free_ids:   IDs free (both kinds)
  * @never_ids:  IDs never handed out since creation
  */
@@ -26,12 +26,13 @@ struct vmres__id_stats {
 };
 
 /*
- * vmres__id_check() - verify the invariants of src/id.c on a quiet allocator
+ * vmres__id_check() - verify the list and index invariants on a quiet allocator
  * @ids:   the allocator
  * @stats: receives the counts, or NULL
  *
  * Return: 0 when every invariant holds, else minus the number of the first
- * invariant found broken (see the comment at the top of src/id.c), after
+ * invariant found broken (numbered at the tops of src/id.c and
+ * src/id_index.c), after
  * printing a line about it to stderr.
  */
 int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stats);

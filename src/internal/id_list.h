@@ -179,7 +179,7 @@ void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n);
  * Links and index nodes the calling thread's searches visited, counted only
  * in the copy of the library the tests link (built with VMRES_TEST_COUNTERS,
  * CMakeLists.txt): tests check that searches stay logarithmic. The shipped
- * library has no thread-local state and nothing here on its hot path.
+ * library has none of this state and nothing here on its hot path.
  */
 #ifdef VMRES_TEST_COUNTERS
 extern _Thread_local uint64_t vmres__id_search_steps;
