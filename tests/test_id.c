@@ -31,16 +31,26 @@ static void check_ok(struct vmres_id_allocator *ids)
 	assert_int_equal(vmres__id_check(ids, NULL), 0);
 }
 
+/* A hook with 8-aligned blocks on demand; defined with its test below. */
+static void *align8_alloc(void *ctx, size_t size);
+static void align8_free(void *ctx, void *p, size_t size);
+
 static void test_id_create_rejects_bad_arguments(void **state)
 {
 	(void)state;
 	struct vmres_id_allocator *ids = (void *)&ids;
-	struct vmres_mem_ops half = { NULL, NULL, NULL };
+	struct vmres_mem_ops none = { NULL, NULL, NULL };
+	struct vmres_mem_ops no_free = { align8_alloc, NULL, NULL };
+	struct vmres_mem_ops no_alloc = { NULL, align8_free, NULL };
 
 	assert_int_equal(vmres_id_allocator_create(0, 10, NULL), VMRES_E_INVALID_ARGUMENT);
 	assert_int_equal(vmres_id_allocator_create(11, 10, &ids), VMRES_E_INVALID_RANGE);
 	assert_int_equal(vmres_id_allocator_create(UINT32_MAX, 0, &ids), VMRES_E_INVALID_RANGE);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 10, &half, &ids),
+	assert_int_equal(vmres_id_allocator_create_ex(0, 10, &none, &ids),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 10, &no_free, &ids),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 10, &no_alloc, &ids),
 			 VMRES_E_INVALID_ARGUMENT);
 	assert_ptr_equal(ids, (void *)&ids); /* untouched on failure */
 	vmres_id_allocator_destroy(NULL);    /* allowed, does nothing */
@@ -925,7 +935,8 @@ static void test_id_pool_small_range_stays_small(void **state)
  */
 struct align8_mem {
 	int misalign;
-	int64_t live; /* atomic */
+	int aligned_first; /* while misalign is set: this many more blocks stay 16-aligned */
+	int64_t live;	   /* atomic */
 };
 
 static void *align8_alloc(void *ctx, size_t size)
@@ -936,6 +947,10 @@ static void *align8_alloc(void *ctx, size_t size)
 	if (!p)
 		return NULL;
 	__atomic_fetch_add(&m->live, 1, __ATOMIC_RELAXED); /* frees come from call_rcu */
+	if (m->misalign && m->aligned_first > 0) {
+		m->aligned_first--; /* single-threaded callers only */
+		return p;
+	}
 	return m->misalign ? p + 8 : p;
 }
 
@@ -951,13 +966,21 @@ static void align8_free(void *ctx, void *p, size_t size)
 static void test_id_misaligned_hook_refused(void **state)
 {
 	(void)state;
-	struct align8_mem m = { 1, 0 };
+	struct align8_mem m = { 1, 0, 0 };
 	struct vmres_mem_ops ops = { align8_alloc, align8_free, &m };
 	struct vmres_id_allocator *ids = NULL;
 
 	/* The allocator's own block is misaligned: refused, nothing kept. */
 	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_E_INVALID_ARGUMENT);
 	assert_null(ids);
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
+
+	/* The allocator's block is fine, its first node is not: out of memory,
+	 * nothing kept (as documented for vmres_id_allocator_create_ex()). */
+	m.aligned_first = 1;
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_E_NOMEM);
+	assert_null(ids);
+	assert_int_equal(m.aligned_first, 0); /* the first block was handed out aligned */
 	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
 
 	/* Later nodes misaligned: those calls fail as if out of memory. */
