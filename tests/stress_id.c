@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 /*
- * The ID allocator under more threads than cores: random alloc / alloc_at /
- * free with an atomic owner per ID, so an ID handed to two threads at once is
- * caught the moment the second one claims it. After the threads join, the
- * free IDs plus the held ones must make the whole range, and draining with
- * alloc must return every free ID once, in increasing order.
+ * The ID allocator under 6 threads (a fixed count, more than the 2 CPUs of
+ * the CI machines, so there threads are also preempted mid-operation):
+ * random alloc / alloc_at / free with an atomic owner per ID, so an ID
+ * handed to two threads at once is caught the moment the second one claims
+ * it. After the threads join, the free IDs plus the held ones must make the
+ * whole range, and draining with alloc must return every free ID once, in
+ * increasing order.
  */
 #include "vmres_test.h"
 
@@ -277,10 +279,17 @@ static void *order_freer(void *arg)
 	return NULL;
 }
 
+struct order_reader_arg {
+	struct order_run *r;
+	uint32_t index;
+};
+
 static void *order_reader(void *arg)
 {
-	struct order_run *r = arg;
-	uint64_t rng = r->seed ^ (uintptr_t)&rng;
+	const struct order_reader_arg *a = arg;
+	struct order_run *r = a->r;
+	/* From the seed and the thread's index only: replayable from VMRES_TEST_SEED. */
+	uint64_t rng = r->seed * 0x2545f4914f6cdd1dull + a->index + 1;
 
 	vmres_thread_register();
 	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED))
@@ -333,17 +342,39 @@ static void order_allocator(struct order_run *r)
 
 	assert_non_null(taken);
 	assert_non_null(known.v);
+	/*
+	 * Bounded without a deadline: each pass either takes an ID or finds
+	 * nothing free while the freer still has IDs to give back. Once it has
+	 * published all of them (it makes r->size calls, then stops), every
+	 * pass takes one or ends the loop with an error, so a lost ID fails
+	 * here instead of spinning forever.
+	 */
 	while (got < r->size) {
 		/* Acquire: pairs with the release after each free. */
 		uint64_t now = __atomic_load_n(&r->published, __ATOMIC_ACQUIRE);
 		uint32_t id;
+		int rc;
 
 		for (; seen < now; seen++)
 			heap_push(&known, r->freed[seen]);
 		while (known.n && taken[known.v[0]])
 			heap_pop(&known);
-		if (vmres_id_alloc(r->ids, &id) != VMRES_OK)
-			continue; /* nothing freed yet */
+		rc = vmres_id_alloc(r->ids, &id);
+		if (rc == VMRES_E_EXHAUSTED && known.n == 0 && now < r->size)
+			continue; /* nothing freed yet that is not taken */
+		if (rc != VMRES_OK) {
+			/*
+			 * known.v[0] was free for the whole call, and so was
+			 * every ID not taken yet once all frees were published.
+			 */
+			fprintf(stderr,
+				"stress_id: alloc said %s after %llu of %u frees, %llu IDs "
+				"taken, smallest known free %lld\n",
+				vmres_error_name(rc), (unsigned long long)now, r->size,
+				(unsigned long long)got, known.n ? (long long)known.v[0] : -1ll);
+			__atomic_fetch_add(&r->errors, 1, __ATOMIC_RELAXED);
+			break;
+		}
 		if (id >= r->size || taken[id] || (known.n && id > known.v[0])) {
 			fprintf(stderr,
 				"stress_id: alloc gave %u while %u was freed before it began\n", id,
@@ -369,6 +400,7 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 	do {
 		struct order_run r = { .size = 4096, .seed = seed + rounds };
 		pthread_t freer, readers[2];
+		struct order_reader_arg reader_args[2] = { { &r, 0 }, { &r, 1 } };
 		uint64_t rng = r.seed;
 		uint32_t id;
 
@@ -386,7 +418,9 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 			r.freed[j] = t;
 		}
 		for (int t = 0; t < 2; t++)
-			assert_int_equal(pthread_create(&readers[t], NULL, order_reader, &r), 0);
+			assert_int_equal(
+				pthread_create(&readers[t], NULL, order_reader, &reader_args[t]),
+				0);
 		assert_int_equal(pthread_create(&freer, NULL, order_freer, &r), 0);
 		order_allocator(&r);
 		assert_int_equal(pthread_join(freer, NULL), 0);
@@ -421,10 +455,19 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
  * say ALREADY_FREED, never NEVER_ALLOCATED). Neighbouring IDs belong to other
  * threads, so merges, inserts, splits and deletions race on the same links.
  * Every other round the memory hook fails at random: a call that needed a
- * node may then say NOMEM, and must have changed nothing.
+ * node may then say NOMEM, and must have changed nothing. The NOMEM answers
+ * are counted: over the run there must be some, or the injection never ran.
  */
 #define ZONE_THREADS 3
 #define EXACT_THREADS 5
+/*
+ * Operations each exact thread does per round even past the deadline, so a
+ * failing round injects failures however late its threads start: these
+ * alone make about 400-500 hook calls per round (measured with
+ * VMRES_STRESS_SECONDS=0.0001), so with a tenth failing a failing round
+ * without a NOMEM answer has a chance below 1e-17.
+ */
+#define EXACT_MIN_OPS 512
 
 enum exact_state { EXACT_NEVER, EXACT_HELD, EXACT_FREED };
 
@@ -439,6 +482,17 @@ struct exact_run {
 	int errors;		/* atomic */
 	uint32_t fail_permille; /* the hook fails this share of allocations */
 	int64_t live;		/* atomic: blocks the hook has out */
+	uint64_t hook_calls;	/* atomic: allocations asked of the hook */
+	uint64_t hook_failed;	/* atomic: of them, failed on purpose */
+	uint64_t nomem;		/* atomic: calls that answered VMRES_E_NOMEM */
+};
+
+/* What the exact-answer rounds did, summed over the rounds that inject failures. */
+struct exact_totals {
+	uint64_t rounds;
+	uint64_t hook_calls;
+	uint64_t hook_failed;
+	uint64_t nomem;
 };
 
 struct exact_worker {
@@ -462,8 +516,11 @@ static void *flaky_alloc(void *ctx, size_t size)
 	struct exact_run *r = ctx;
 	void *p;
 
-	if (vmres_test_rand_below(&flaky_rng, 1000) < r->fail_permille)
+	__atomic_fetch_add(&r->hook_calls, 1, __ATOMIC_RELAXED);
+	if (vmres_test_rand_below(&flaky_rng, 1000) < r->fail_permille) {
+		__atomic_fetch_add(&r->hook_failed, 1, __ATOMIC_RELAXED);
 		return NULL;
+	}
 	p = malloc(size);
 	if (p)
 		__atomic_fetch_add(&r->live, 1, __ATOMIC_RELAXED);
@@ -488,6 +545,7 @@ static bool zone_free(struct exact_worker *w, uint32_t id)
 	__atomic_store_n(&r->owner[id], 0, __ATOMIC_RELAXED);
 	rc = vmres_id_free(r->ids, id);
 	if (rc == VMRES_E_NOMEM) { /* nothing changed: it is still ours */
+		__atomic_fetch_add(&r->nomem, 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&r->owner[id], w->index + 1, __ATOMIC_RELAXED);
 		return false;
 	}
@@ -539,9 +597,20 @@ static void *exact_zone_main(void *arg)
 			exact_error(r, "zone ID handed out twice", id, 0, 0);
 		held[nheld++] = id;
 	}
-	while (nheld) /* a NOMEM keeps the ID; the hook fails only sometimes */
-		if (zone_free(w, held[nheld - 1]))
+	/*
+	 * A NOMEM keeps the ID. The hook fails a tenth of the calls at most,
+	 * so 1000 failures running mean a free that can never succeed.
+	 */
+	for (uint32_t nomem = 0; nheld;) {
+		if (zone_free(w, held[nheld - 1])) {
 			nheld--;
+			nomem = 0;
+		} else if (++nomem == 1000) {
+			exact_error(r, "zone free: NOMEM 1000 times running", held[nheld - 1],
+				    VMRES_E_NOMEM, VMRES_OK);
+			break;
+		}
+	}
 	vmres_thread_unregister();
 	return NULL;
 }
@@ -561,7 +630,7 @@ static void *exact_owner_main(void *arg)
 
 	flaky_rng = rng ^ 0x5bd1e995;
 	vmres_thread_register();
-	while (vmres_test_now() < r->deadline) {
+	for (uint32_t ops = 0; ops < EXACT_MIN_OPS || vmres_test_now() < r->deadline; ops++) {
 		uint32_t k = (uint32_t)vmres_test_rand_below(&rng, r->per);
 		uint32_t id = r->zone + w->index + k * EXACT_THREADS;
 		uint32_t op = (uint32_t)vmres_test_rand_below(&rng, 10);
@@ -571,8 +640,10 @@ static void *exact_owner_main(void *arg)
 			int rc = vmres_id_alloc_at(r->ids, id);
 
 			/* Only a take that needs a node may run out of memory. */
-			if (rc == VMRES_E_NOMEM && !held)
+			if (rc == VMRES_E_NOMEM && !held) {
+				__atomic_fetch_add(&r->nomem, 1, __ATOMIC_RELAXED);
 				continue; /* nothing changed; is_allocated checks later */
+			}
 			exact_check(r, id, rc, held ? VMRES_E_IN_USE : VMRES_OK, "alloc_at");
 			st[k] = EXACT_HELD;
 		} else if (op < 8) {
@@ -581,8 +652,10 @@ static void *exact_owner_main(void *arg)
 							  : VMRES_OK;
 			int rc = vmres_id_free(r->ids, id);
 
-			if (rc == VMRES_E_NOMEM && held)
+			if (rc == VMRES_E_NOMEM && held) {
+				__atomic_fetch_add(&r->nomem, 1, __ATOMIC_RELAXED);
 				continue; /* nothing changed: still held */
+			}
 			exact_check(r, id, rc, want, "free");
 			if (held)
 				st[k] = EXACT_FREED;
@@ -598,7 +671,7 @@ static void *exact_owner_main(void *arg)
 }
 
 static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, double round_end,
-			uint64_t seed)
+			uint64_t seed, struct exact_totals *tot)
 {
 	struct exact_worker w[ZONE_THREADS + EXACT_THREADS];
 	uint32_t size = zone + EXACT_THREADS * per;
@@ -625,6 +698,14 @@ static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, dou
 		fprintf(stderr, "stress_id: exact round zone %u per %u seed %llu failed\n", zone,
 			per, (unsigned long long)seed);
 	assert_int_equal(r.errors, 0);
+	if (fail_permille) {
+		tot->rounds++;
+		tot->hook_calls += r.hook_calls;
+		tot->hook_failed += r.hook_failed;
+		tot->nomem += r.nomem;
+	} else {
+		assert_int_equal(r.nomem, 0); /* the hook never failed */
+	}
 	assert_int_equal(vmres__id_check(r.ids, NULL), 0);
 	for (uint32_t i = 0; i < zone; i++) /* the zone threads gave everything back */
 		assert_int_equal(vmres_id_alloc(r.ids, &id) == VMRES_OK ? id : UINT32_MAX, i);
@@ -640,16 +721,24 @@ static void test_id_stress_exact_answers(void **state)
 	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_stress_exact_answers");
 	double end = vmres_test_now() + vmres_test_stress_seconds(2.5) / 3;
 	uint64_t rounds = 0;
+	struct exact_totals tot = { 0 };
 
 	do {
 		double round_end = vmres_test_now() + 0.02;
 
 		/* Every other round the hook fails a tenth of the allocations. */
 		exact_round(2 + (uint32_t)(rounds % 7), 1 + (uint32_t)(rounds % 5),
-			    rounds % 2 ? 100 : 0, round_end < end ? round_end : end, seed + rounds);
+			    rounds % 2 ? 100 : 0, round_end < end ? round_end : end, seed + rounds,
+			    &tot);
 		rounds++;
-	} while (vmres_test_now() < end);
-	printf("stress_id: exact answers, %llu rounds\n", (unsigned long long)rounds);
+	} while (vmres_test_now() < end || rounds < 2); /* round 1 is the first failing one */
+	printf("stress_id: exact answers, %llu rounds; in the %llu failing ones the hook failed "
+	       "%llu of %llu allocations, %llu calls answered NOMEM\n",
+	       (unsigned long long)rounds, (unsigned long long)tot.rounds,
+	       (unsigned long long)tot.hook_failed, (unsigned long long)tot.hook_calls,
+	       (unsigned long long)tot.nomem);
+	/* The injection reached the callers: some answers were NOMEM. */
+	assert_true(tot.nomem > 0);
 }
 
 int main(void)

@@ -26,10 +26,16 @@ static struct vmres_addr_allocator *mk(uint64_t first, uint64_t last)
 	return a;
 }
 
+/* The owner tag alloc_req() gives a request. */
+static uint64_t req_tag(uint64_t addr, uint64_t size)
+{
+	return addr ^ size ^ 0x7a67;
+}
+
 static int alloc_req(struct vmres_addr_allocator *a, enum vmres_policy p, uint64_t size,
 		     uint64_t align, uint64_t addr, struct vmres_range *out)
 {
-	struct vmres_addr_request req = { size, align, p, addr, addr ^ size ^ 0x7a67 };
+	struct vmres_addr_request req = { size, align, p, addr, req_tag(addr, size) };
 
 	return vmres_addr_alloc(a, &req, out);
 }
@@ -454,19 +460,43 @@ static void test_addr_one_byte_ranges_and_gaps(void **state)
 	(void)state;
 	struct vmres_addr_allocator *a = mk(0, 99);
 	struct vmres_range out;
+	/* The test's own record: which bytes it allocated, with which tag. */
+	bool held[100] = { false };
+	uint64_t owner[100] = { 0 };
+	uint64_t tag;
 
-	for (uint64_t x = 0; x < 100; x += 2)
+	for (uint64_t x = 0; x < 100; x += 2) {
 		exact(a, x, x);
+		held[x] = true;
+		owner[x] = req_tag(x, 1);
+	}
 	assert_int_equal(largest_free(a), 1);
 	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 2, 1, 0, &out), VMRES_E_EXHAUSTED);
 	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 1, 2, 0, &out), VMRES_E_EXHAUSTED);
 	assert_int_equal(alloc_ok(a, VMRES_FIRST_MATCH, 1, 1, 0), 1);
+	held[1] = true;
+	owner[1] = req_tag(0, 1);
 	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, 1, 1, 0), 99);
+	held[99] = true;
+	owner[99] = req_tag(0, 1);
 	assert_int_equal(alloc_req(a, VMRES_FIRST_MATCH, 1, 4, 0, &out), VMRES_E_EXHAUSTED);
 	assert_int_equal(alloc_ok(a, VMRES_LAST_MATCH, 1, 1, 0), 97);
-	for (uint64_t x = 0; x < 100; x++)
-		if (vmres_addr_lookup(a, x, &out, NULL) == 0)
-			assert_true(out.start == x && out.end == x);
+	held[97] = true;
+	owner[97] = req_tag(0, 1);
+	/* Every byte: found as its own one-byte range with its tag, or free. */
+	for (uint64_t x = 0; x < 100; x++) {
+		out = (struct vmres_range){ 1, 0 };
+		tag = ~0ull;
+		if (held[x]) {
+			assert_int_equal(vmres_addr_lookup(a, x, &out, &tag), 0);
+			assert_int_equal(out.start, x);
+			assert_int_equal(out.end, x);
+			assert_int_equal(tag, owner[x]);
+		} else {
+			assert_int_equal(vmres_addr_lookup(a, x, &out, &tag), VMRES_E_NOT_FOUND);
+		}
+	}
+	assert_int_equal(vmres_addr_lookup(a, 100, &out, &tag), VMRES_E_OUT_OF_RANGE);
 	vmres_addr_allocator_destroy(a);
 }
 

@@ -227,6 +227,7 @@ static int do_alloc(struct vmres_addr_allocator *a, const struct model *m,
 	if (!inj)
 		return vmres_addr_alloc(a, q, out);
 	for (int64_t k = 0;; k++) {
+		assert_true(k < 10000); /* a writer that always fails would loop forever */
 		vmres_test_mem_fail_after(inj->tm, k);
 		rc = vmres_addr_alloc(a, q, out);
 		vmres_test_mem_fail_after(inj->tm, -1);
@@ -245,6 +246,7 @@ static int do_free(struct vmres_addr_allocator *a, const struct model *m, struct
 	if (!inj)
 		return vmres_addr_free(a, x);
 	for (int64_t k = 0;; k++) {
+		assert_true(k < 10000); /* a writer that always fails would loop forever */
 		vmres_test_mem_fail_after(inj->tm, k);
 		rc = vmres_addr_free(a, x);
 		vmres_test_mem_fail_after(inj->tm, -1);
@@ -423,6 +425,7 @@ static void test_addr_create_nomem(void **state)
 	vmres_test_mem_init(&tm);
 	ops = vmres_test_mem_ops(&tm);
 	for (k = 0;; k++) {
+		assert_true(k < 10000);
 		vmres_test_mem_fail_after(&tm, k);
 		if (vmres_addr_allocator_create_ex(0, 99, &ops, &a) != VMRES_E_NOMEM)
 			break;

@@ -129,7 +129,7 @@ static void test_system_default_layout_values(void **state)
 	assert_int_equal(l.span[VMRES_LEGACY_IRQ].end, 23);
 	assert_int_equal(l.span[VMRES_MSI_GSI].start, 24);
 	assert_int_equal(l.span[VMRES_MSI_GSI].end, 4095);
-	assert_true(l.span[VMRES_DEVICE_ID].end <= UINT32_MAX);
+	assert_int_equal(l.span[VMRES_DEVICE_ID].end, 65535);
 	assert_true(l.span[VMRES_MEM_SLOT].end <= UINT32_MAX);
 }
 
@@ -477,6 +477,25 @@ static void test_system_case_firmware_assigned(void **state)
 	/* The IRQ firmware took is skipped by later FIRST requests... */
 	assert_true(id_held(sys, VMRES_LEGACY_IRQ, 10));
 	assert_false(id_held(sys, VMRES_LEGACY_IRQ, 5));
+	/* FIRST is the smallest free ID: 5..9 below it, then 11, never 10. */
+	const uint64_t first_irqs[] = { 5, 6, 7, 8, 9, 11 };
+	struct vmres_request irq_first[ARRAY_SIZE(first_irqs)];
+	struct vmres_resource irq_got[ARRAY_SIZE(first_irqs)];
+
+	for (size_t i = 0; i < ARRAY_SIZE(first_irqs); i++)
+		irq_first[i] = id_req(VMRES_LEGACY_IRQ, 20 + i);
+	assert_int_equal(
+		vmres_allocate_batch(dm.cb, irq_first, ARRAY_SIZE(irq_first), irq_got, &failed),
+		VMRES_OK);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+	for (size_t i = 0; i < ARRAY_SIZE(first_irqs); i++) {
+		assert_int_equal(irq_got[i].kind, VMRES_LEGACY_IRQ);
+		assert_int_equal(irq_got[i].range.start, first_irqs[i]);
+		assert_int_equal(irq_got[i].range.end, first_irqs[i]);
+	}
+	assert_int_equal(vmres_system_free(sys, irq_got, ARRAY_SIZE(irq_got)), VMRES_OK);
+	assert_true(id_held(sys, VMRES_LEGACY_IRQ, 10));
+	assert_false(id_held(sys, VMRES_LEGACY_IRQ, 5));
 
 	/* ...the device manager cannot serve a memory slot... */
 	assert_int_equal(vmres_allocate_batch(dm.cb, &want_slot, 1, &slot, &failed),
@@ -672,11 +691,61 @@ static void test_system_bad_requests_are_refused(void **state)
 	assert_int_equal(vmres_system_allocate_ex(sys, NULL, 1, out, &failed),
 			 VMRES_E_INVALID_ARGUMENT);
 	assert_int_equal(failed, VMRES_NO_INDEX);
+	failed = 77;
 	assert_int_equal(vmres_system_allocate_ex(sys, &cases[2].req, 1, NULL, &failed),
 			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(failed, VMRES_NO_INDEX);
 	assert_int_equal(vmres_system_allocate(sys, NULL, 0, NULL), VMRES_OK);
+	failed = 77;
 	assert_int_equal(vmres_allocate_batch(NULL, &cases[2].req, 1, out, &failed),
 			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+
+	/* vmres_allocate_batch over the system's own callbacks: NULL reqs or out, n > 0. */
+	struct vmres_allocator *table[VMRES_KIND_COUNT];
+	const struct vmres_request good = id_req(VMRES_DEVICE_ID, 1);
+
+	for (int k = 0; k < VMRES_KIND_COUNT; k++)
+		table[k] = vmres_system_allocator(sys, (enum vmres_kind)k);
+	failed = 77;
+	assert_int_equal(vmres_allocate_batch(table, NULL, 1, out, &failed),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+	failed = 77;
+	assert_int_equal(vmres_allocate_batch(table, &good, 1, NULL, &failed),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+	assert_false(id_held(sys, VMRES_DEVICE_ID, 0));
+	failed = 77;
+	assert_int_equal(vmres_allocate_batch(table, NULL, 0, NULL, &failed), VMRES_OK);
+	assert_int_equal(failed, VMRES_NO_INDEX);
+
+	/*
+	 * Freeing a kind the layout leaves out (MEM_SLOT here): VMRES_E_NOT_FOUND
+	 * at its index, found by the check of every entry before anything is
+	 * freed, so a good entry in front of it stays held.
+	 */
+	const struct vmres_resource no_slot = { .kind = VMRES_MEM_SLOT, .range = { 0, 0 } };
+	struct vmres_resource pair[2];
+
+	failed = 77;
+	assert_int_equal(vmres_system_free_ex(sys, &no_slot, 1, &failed), VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 0);
+	assert_int_equal(vmres_system_allocate(sys, &good, 1, &pair[0]), VMRES_OK);
+	pair[1] = no_slot;
+	failed = 77;
+	assert_int_equal(vmres_system_free_ex(sys, pair, 2, &failed), VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 1);
+	assert_true(id_held(sys, VMRES_DEVICE_ID, pair[0].range.start));
+	pair[1] = pair[0];
+	pair[0] = no_slot;
+	failed = 77;
+	assert_int_equal(vmres_system_free_ex(sys, pair, 2, &failed), VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 0);
+	assert_true(id_held(sys, VMRES_DEVICE_ID, pair[1].range.start));
+	failed = 77;
+	assert_int_equal(vmres_system_free_ex(sys, &pair[1], 1, &failed), VMRES_OK);
+	assert_int_equal(failed, VMRES_NO_INDEX);
 	assert_all_free(sys);
 	destroy_and_check_leaks(sys, &mem);
 }
@@ -695,34 +764,55 @@ static void test_system_bad_frees_and_lookups(void **state)
 	sys = make_default(&mem);
 	assert_int_equal(vmres_system_allocate(sys, reqs, 2, held), VMRES_OK);
 
+	/*
+	 * @first_freed: what happens to a good entry in front of the bad one.
+	 * free_ex checks every entry first (kind valid and present, range well
+	 * formed, an ID a single value within 32 bits) and a bad entry there
+	 * frees nothing: false. An entry that passes that check and is refused
+	 * by its allocator stops the frees in index order, after the entries
+	 * before it were freed: true.
+	 */
 	const struct {
 		struct vmres_resource res;
 		int err;
+		bool first_freed;
 	} frees[] = {
-		{ { .kind = VMRES_KIND_COUNT }, VMRES_E_INVALID_ARGUMENT },
-		{ { .kind = VMRES_PIO, .range = { 5, 4 } }, VMRES_E_INVALID_RANGE },
-		{ { .kind = VMRES_DEVICE_ID, .range = { 1, 2 } }, VMRES_E_INVALID_SIZE },
+		{ { .kind = VMRES_KIND_COUNT }, VMRES_E_INVALID_ARGUMENT, false },
+		{ { .kind = VMRES_PIO, .range = { 5, 4 } }, VMRES_E_INVALID_RANGE, false },
+		{ { .kind = VMRES_DEVICE_ID, .range = { 1, 2 } }, VMRES_E_INVALID_SIZE, false },
 		{ { .kind = VMRES_DEVICE_ID, .range = { 1ull << 32, 1ull << 32 } },
-		  VMRES_E_OUT_OF_RANGE },
-		{ { .kind = VMRES_DEVICE_ID, .range = { 70000, 70000 } }, VMRES_E_OUT_OF_RANGE },
-		{ { .kind = VMRES_DEVICE_ID, .range = { 9, 9 } }, VMRES_E_NEVER_ALLOCATED },
+		  VMRES_E_OUT_OF_RANGE,
+		  false },
+		/* Within 32 bits but outside the span: the allocator refuses it. */
+		{ { .kind = VMRES_DEVICE_ID, .range = { 70000, 70000 } },
+		  VMRES_E_OUT_OF_RANGE,
+		  true },
+		{ { .kind = VMRES_DEVICE_ID, .range = { 9, 9 } }, VMRES_E_NEVER_ALLOCATED, true },
 		{ { .kind = VMRES_MMIO32,
 		    .range = { held[1].range.start, held[1].range.start + 0xff } },
-		  VMRES_E_NOT_FOUND },
+		  VMRES_E_NOT_FOUND,
+		  true },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(frees); i++) {
 		struct vmres_resource two[2] = { held[0], frees[i].res };
+		const uint64_t first_id = held[0].range.start;
 
+		failed = 77;
 		assert_int_equal(vmres_system_free_ex(sys, &frees[i].res, 1, &failed),
 				 frees[i].err);
 		assert_int_equal(failed, 0);
-		/* In a pair, the good first entry is freed only if the bad one passes phase 1. */
-		int err = vmres_system_free_ex(sys, two, 2, &failed);
-		assert_int_equal(err, frees[i].err);
+		assert_true(id_held(sys, VMRES_DEVICE_ID, first_id));
+		failed = 77;
+		assert_int_equal(vmres_system_free_ex(sys, two, 2, &failed), frees[i].err);
 		assert_int_equal(failed, 1);
-		if (id_held(sys, VMRES_DEVICE_ID, held[0].range.start))
+		assert_int_equal(id_held(sys, VMRES_DEVICE_ID, first_id), !frees[i].first_freed);
+		/* The MMIO32 range the last cases point into is never touched. */
+		assert_int_equal(addr_ranges(sys, VMRES_MMIO32), 1);
+		if (!frees[i].first_freed)
 			continue;
+		/* Take it back: FIRST gives the smallest free ID, the one just freed. */
 		assert_int_equal(vmres_system_allocate(sys, reqs, 1, &held[0]), VMRES_OK);
+		assert_int_equal(held[0].range.start, first_id);
 	}
 	assert_int_equal(vmres_system_free_ex(NULL, held, 1, &failed), VMRES_E_INVALID_ARGUMENT);
 	assert_int_equal(failed, VMRES_NO_INDEX);
@@ -747,13 +837,41 @@ static void test_system_bad_frees_and_lookups(void **state)
 	assert_int_equal(r.tag, 3);
 	assert_null(vmres_system_allocator(NULL, VMRES_PIO));
 	assert_null(vmres_system_allocator(sys, VMRES_KIND_COUNT));
+
+	/* The readers: each NULL argument and each non-kind on its own (system.h). */
+	struct vmres_allocator *cb = NULL;
+	struct vmres_addr_stats st;
+	struct vmres_layout lay;
+	struct vmres_system_counters cnt;
+
 	assert_int_equal(vmres_system_get_allocator(sys, VMRES_PIO, NULL),
 			 VMRES_E_INVALID_ARGUMENT);
-	assert_int_equal(
-		vmres_system_addr_stats(sys, VMRES_DEVICE_ID, &(struct vmres_addr_stats){ 0 }),
-		VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_get_allocator(NULL, VMRES_PIO, &cb),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_get_allocator(sys, VMRES_KIND_COUNT, &cb),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_get_allocator(sys, (enum vmres_kind) - 1, &cb),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_get_allocator(sys, VMRES_PIO, &cb), VMRES_OK);
+	assert_ptr_equal(cb, vmres_system_allocator(sys, VMRES_PIO));
+
+	assert_int_equal(vmres_system_addr_stats(NULL, VMRES_PIO, &st), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_addr_stats(sys, VMRES_PIO, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_addr_stats(sys, VMRES_KIND_COUNT, &st),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_addr_stats(sys, VMRES_DEVICE_ID, &st),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_addr_stats(sys, VMRES_MMIO32, &st), VMRES_OK);
+	assert_int_equal(st.ranges, 1);
+
 	assert_int_equal(vmres_system_layout(sys, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_layout(NULL, &lay), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_layout(sys, &lay), VMRES_OK);
+
 	assert_int_equal(vmres_system_counters(NULL, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_counters(NULL, &cnt), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_counters(sys, NULL), VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_counters(sys, &cnt), VMRES_OK);
 
 	bad = held[1];
 	assert_int_equal(vmres_system_free(sys, held, 2), VMRES_OK);
@@ -846,6 +964,13 @@ static void test_system_free_nomem_keeps_resource(void **state)
 	vmres_test_mem_init(&mem);
 	sys = make_default(&mem);
 	assert_int_equal(vmres_system_allocate(sys, reqs, 2, got), VMRES_OK);
+	/*
+	 * Deterministic: this thread is the only one that allocates through the
+	 * hook (liburcu's thread only frees), frees use no reserve (that is for
+	 * rollbacks), and the state before each try is the same. Freeing device
+	 * ID 0 next to the never-allocated [1, 65535] inserts a node, and freeing
+	 * the PIO range copies a tree path, so k = 0 fails the first free.
+	 */
 	for (int64_t k = 0;; k++) {
 		size_t failed;
 		int err;
@@ -870,6 +995,8 @@ static void test_system_free_nomem_keeps_resource(void **state)
 		assert_int_equal(addr_ranges(sys, VMRES_PIO), 1);
 	}
 	print_message("%d frees refused for lack of memory\n", nomem);
+	assert_true(nomem > 0); /* the injected failure was reached */
+	assert_true(vmres_test_mem_failures(&mem) >= nomem);
 	assert_all_free(sys);
 	destroy_and_check_leaks(sys, &mem);
 }

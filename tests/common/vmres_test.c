@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 #include "vmres_test.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static void *hook_alloc(void *ctx, size_t size)
@@ -78,10 +80,19 @@ uint64_t vmres_test_seed(const char *env, const char *test_name)
 	const char *s = getenv(env);
 	uint64_t seed;
 
-	if (s && *s)
-		seed = strtoull(s, NULL, 0);
-	else
+	if (s && *s) {
+		char *end = NULL;
+
+		errno = 0;
+		seed = strtoull(s, &end, 0);
+		/* The whole value, no sign (strtoull would wrap "-1"), no overflow. */
+		if (errno || end == s || *end != '\0' || strchr(s, '-') || strchr(s, '+'))
+			fail_msg("%s: %s=\"%s\" is not an unsigned 64-bit integer "
+				 "(decimal, 0x hex or 0 octal)",
+				 test_name, env, s);
+	} else {
 		seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
+	}
 	printf("[seed] %s: %s=%" PRIu64 "\n", test_name, env, seed);
 	fflush(stdout);
 	return seed;
