@@ -6,6 +6,7 @@
  */
 #include "vmres_test.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal/system.h"
@@ -182,6 +183,43 @@ static void test_system_create_rejects_bad_layouts(void **state)
 }
 
 /* Every allocation create makes can fail; each failure leaves nothing behind. */
+/* A hook that breaks its contract: every block only 8-aligned. */
+static int64_t misaligned_live; /* atomic */
+
+static void *misaligned_alloc(void *ctx, size_t size)
+{
+	char *p = malloc(size + 16); /* 16-aligned */
+
+	(void)ctx;
+	if (!p)
+		return NULL;
+	__atomic_fetch_add(&misaligned_live, 1, __ATOMIC_RELAXED);
+	return p + 8;
+}
+
+static void misaligned_free(void *ctx, void *p, size_t size)
+{
+	(void)ctx;
+	(void)size;
+	__atomic_fetch_sub(&misaligned_live, 1, __ATOMIC_RELAXED);
+	free((char *)p - 8);
+}
+
+/* An ID kind refuses the hook's blocks (system.h): create fails, keeps nothing. */
+static void test_system_create_refuses_misaligned_hook(void **state)
+{
+	(void)state;
+	struct vmres_mem_ops ops = { misaligned_alloc, misaligned_free, NULL };
+	struct vmres_layout l;
+	struct vmres_system *sys = NULL;
+
+	vmres_layout_x86_64_default(&l);
+	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_E_INVALID_ARGUMENT);
+	assert_null(sys);
+	vmres_rcu_barrier();
+	assert_int_equal(__atomic_load_n(&misaligned_live, __ATOMIC_RELAXED), 0);
+}
+
 static void test_system_create_nomem_at_every_point(void **state)
 {
 	(void)state;
@@ -1222,6 +1260,7 @@ int main(void)
 		cmocka_unit_test(test_system_kind_names_and_classes),
 		cmocka_unit_test(test_system_create_rejects_bad_layouts),
 		cmocka_unit_test(test_system_create_nomem_at_every_point),
+		cmocka_unit_test(test_system_create_refuses_misaligned_hook),
 		cmocka_unit_test(test_system_case_lightweight_vmm),
 		cmocka_unit_test(test_system_case_callbacks_register_unregister),
 		cmocka_unit_test(test_system_callbacks_check_their_kind),
