@@ -1207,6 +1207,7 @@ static void test_system_destroy_after_reserve_rollback(void **state)
 struct counting_allocator {
 	struct vmres_allocator ops;
 	int taken, given_back, refuse_after;
+	struct vmres_resource freed[4]; /* what ->free got, in call order */
 };
 
 static int counting_allocate(struct vmres_allocator *self, const struct vmres_request *req,
@@ -1227,7 +1228,8 @@ static int counting_free(struct vmres_allocator *self, const struct vmres_resour
 {
 	struct counting_allocator *c = (struct counting_allocator *)self;
 
-	(void)res;
+	if (c->given_back < 4)
+		c->freed[c->given_back] = *res;
 	c->given_back++;
 	return VMRES_OK;
 }
@@ -1235,10 +1237,12 @@ static int counting_free(struct vmres_allocator *self, const struct vmres_resour
 static void test_system_batch_over_foreign_callbacks(void **state)
 {
 	(void)state;
-	struct counting_allocator mine = { { counting_allocate, counting_free }, 0, 0, 2 };
+	struct counting_allocator mine = {
+		{ counting_allocate, counting_free }, 0, 0, 2, { { 0 } }
+	};
 	struct vmres_allocator *table[VMRES_KIND_COUNT] = { 0 };
-	struct vmres_request reqs[3] = { id_req(VMRES_DEVICE_ID, 1), id_req(VMRES_DEVICE_ID, 1),
-					 id_req(VMRES_DEVICE_ID, 1) };
+	struct vmres_request reqs[3] = { id_req(VMRES_DEVICE_ID, 1), id_req(VMRES_DEVICE_ID, 2),
+					 id_req(VMRES_DEVICE_ID, 3) };
 	struct vmres_resource out[3];
 	size_t failed;
 
@@ -1247,6 +1251,13 @@ static void test_system_batch_over_foreign_callbacks(void **state)
 	assert_int_equal(failed, 2);
 	assert_int_equal(mine.taken, 2);
 	assert_int_equal(mine.given_back, 2);
+	/* Given back last first (resource.h), each exactly as it was handed out. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mine.freed[i].kind, VMRES_DEVICE_ID);
+		assert_int_equal(mine.freed[i].range.start, 1 - i);
+		assert_int_equal(mine.freed[i].range.end, 1 - i);
+		assert_int_equal(mine.freed[i].tag, reqs[1 - i].tag);
+	}
 	reqs[1].kind = VMRES_PIO; /* no callback: refused before anything is taken */
 	assert_int_equal(vmres_allocate_batch(table, reqs, 3, out, &failed), VMRES_E_NOT_FOUND);
 	assert_int_equal(failed, 1);
