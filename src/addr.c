@@ -118,6 +118,7 @@
  *   The system's per-kind allocators turn the pool off: their hook lends
  *   rollback-reserve blocks that must flow back (src/system_reserve.c).
  */
+#include <assert.h>
 #include <string.h>
 
 #include <vmres/addr.h>
@@ -188,8 +189,11 @@ static struct addr_version *pool_take(struct vmres_addr_allocator *a)
 		return NULL;
 	s = (struct addr_version *)vmres__rcu_stack_pop(&a->pool,
 							offsetof(struct addr_version, pool_next));
-	if (s)
+	if (s) {
+		/* A pop outside a section could meet a spare that came back (ABA). */
+		assert(vmres__rcu_read_ongoing());
 		vmres__rcu_stack_unreserve(&a->pool, spare_units(s)); /* s is ours */
+	}
 	return s;
 }
 

@@ -88,6 +88,7 @@
  * [3] R. K. Treiber, "Systems programming: coping with parallelism",
  *     IBM Research Report RJ 5118, 1986.
  */
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -306,6 +307,9 @@ struct id_node *vmres__id_node_alloc(struct vmres_id_allocator *ids, uint32_t ke
 	 * runs in the caller's read section (keeps invariant 11). */
 	struct id_node *n = pool_takes(ids, height) ? pool_pop(ids, height) : NULL;
 
+	/* A pop outside a section could meet a node that came back (ABA); an
+	 * allocator not yet shared has empty pools, so pops nothing here. */
+	assert(!n || vmres__rcu_read_ongoing());
 	if (!n) {
 		n = vmres__mem_alloc(&ids->mem, node_size(height));
 		if (!n)

@@ -56,6 +56,12 @@ static inline void vmres__rcu_read_lock(void)
 	VMRES__URCU(read_lock)();
 }
 
+/* Whether the calling thread is in a read-side section (qsbr: online); for assert(). */
+static inline int vmres__rcu_read_ongoing(void)
+{
+	return VMRES__URCU(read_ongoing)();
+}
+
 static inline void vmres__rcu_read_unlock(void)
 {
 #ifdef VMRES__TSAN
