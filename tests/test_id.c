@@ -794,6 +794,68 @@ static int64_t pool_bound(struct vmres_id_allocator *ids)
 }
 
 /*
+ * Each height's pool stays within its own cap (C >> 2h), not just the sum of
+ * all caps: enough retires that heights 0-2 overflow their caps, then a
+ * barrier so every batch has reached its pool. The pool's count is what the
+ * callback reserved, so it bounds what the pool holds.
+ */
+static void test_id_pool_each_height_within_its_cap(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = NULL;
+	const uint32_t n = 120000; /* 60,000 retires: about 11,000 of height 1 */
+	bool over_some_cap = false;
+
+	assert_int_equal(vmres_id_allocator_create(0, (1u << 18) - 1, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t i = 0; i < n; i += 2) /* 60,000 one-ID intervals */
+		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+	for (uint32_t i = 0; i < n; i += 2) /* each take empties one: retired */
+		assert_int_equal(vmres_id_alloc_at(ids, i), VMRES_OK);
+	vmres_rcu_barrier();
+	for (uint32_t h = 0; h <= ID_INDEX_LEVELS; h++) {
+		uint64_t held = __atomic_load_n(&ids->pool[h].stack.count, __ATOMIC_RELAXED);
+		uint64_t cap = vmres__id_pool_cap(ids, h);
+
+		assert_true(held <= cap);
+		if (cap >= ID_POOL_BATCH && held + ID_POOL_BATCH > cap)
+			over_some_cap = true; /* this height's retires reached its cap */
+	}
+	assert_true(over_some_cap); /* else the workload proves nothing */
+	vmres_id_allocator_destroy(ids);
+}
+
+/*
+ * A key whose hash draws the tallest tower: the node gets exactly
+ * ID_INDEX_LEVELS levels (its up[] array, the searches' predecessor arrays
+ * and the per-height pools are sized for that), works like any other, and
+ * the checker passes. The salt is set so that key 5 hashes to 0, whose low
+ * bit pairs are all zero.
+ */
+static void test_id_tallest_tower(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = NULL;
+	struct id_node *n;
+
+	assert_int_equal(vmres_id_allocator_create(0, 999, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	ids->height_salt = (uint64_t)0 - 5; /* quiet allocator: no other call runs */
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	n = id_link_node(vmres__pair_load(&ids->head).w0);
+	assert_int_equal(n->key, 5);
+	assert_int_equal(n->height, ID_INDEX_LEVELS);
+	check_ok(ids);
+	assert_false(vmres_id_is_allocated(ids, 5));
+	assert_true(vmres_id_is_allocated(ids, 6));
+	assert_int_equal(alloc_ok(ids), 5); /* unlinks the tall node */
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
+/*
  * Retired nodes wait in batches, then in bounded per-height pools, are reused
  * without asking the hook, and go back to the hook on drain and on destroy.
  */
@@ -1024,6 +1086,8 @@ int main(void)
 		cmocka_unit_test(test_id_nomem_leaves_state_unchanged),
 		cmocka_unit_test(test_id_random_nomem_and_no_leak),
 		cmocka_unit_test(test_id_pool_reuses_bounded_and_drains),
+		cmocka_unit_test(test_id_pool_each_height_within_its_cap),
+		cmocka_unit_test(test_id_tallest_tower),
 		cmocka_unit_test(test_id_pool_small_range_stays_small),
 		cmocka_unit_test(test_id_misaligned_hook_refused),
 	};
