@@ -125,12 +125,17 @@ static void run_stalled(enum stall stall)
 	n = make_indexed_5(ids);
 	stall_at(ids, n, stall);
 
-	/* Lookups and failing calls: the stalled thread holds 5. */
-	assert_true(vmres_id_is_allocated(ids, 5));
-	assert_true(vmres_id_is_allocated(ids, 7));
+	/*
+	 * Lookups and failing calls: the stalled thread holds 5. The first ones
+	 * are for IDs above N's key, so their searches start from the index
+	 * while N is still in it, stalled, before any call at or below 5 could
+	 * help its deletion along from the head.
+	 */
 	assert_false(vmres_id_is_allocated(ids, 50));
-	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_E_IN_USE);
 	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_NEVER_ALLOCATED);
+	assert_true(vmres_id_is_allocated(ids, 7));
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_E_IN_USE);
 	/* Changes behind and around N, then N's ID itself given back. */
 	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK);
 	assert_int_equal(vmres_id_free(ids, 7), VMRES_E_ALREADY_FREED);
