@@ -27,26 +27,6 @@ static void fail(struct check *c, int inv, const struct addr_node *n, const char
 		n ? n->start : 0, n ? n->end : 0, what);
 }
 
-static void check_node_fields(struct check *c, const struct addr_node *n)
-{
-	struct addr_node copy = *n;
-
-	vmres__addr_node_update(&copy);
-	if (copy.height != n->height)
-		fail(c, 3, n, "stored height differs from the children's");
-	if (vmres__addr_node_height(n->left) > vmres__addr_node_height(n->right) + 1 ||
-	    vmres__addr_node_height(n->right) > vmres__addr_node_height(n->left) + 1)
-		fail(c, 3, n, "AVL balance");
-	if (n->height >= VMRES__ADDR_MAX_HEIGHT)
-		fail(c, 3, n, "height over the stack bound");
-	if (copy.min_start != n->min_start || copy.max_end != n->max_end)
-		fail(c, 4, n, "min_start/max_end");
-	if (copy.gap_max != n->gap_max)
-		fail(c, 4, n, "gap_max");
-	if (n->fresh)
-		fail(c, 5, n, "published node still marked fresh");
-}
-
 static void check_range(struct check *c, const struct addr_node *n)
 {
 	if (n->start > n->end)
@@ -61,14 +41,52 @@ static void check_range(struct check *c, const struct addr_node *n)
 	c->bytes += n->end - n->start + 1;
 }
 
-static void check_tree(struct check *c, const struct addr_node *n)
+/*
+ * What a subtree's augmented fields must be, computed from its ranges
+ * themselves, bottom-up, and not with vmres__addr_node_update(): a bug in
+ * that function would otherwise check itself and pass.
+ */
+struct subtree {
+	unsigned height;
+	uint64_t min_start, max_end, gap_max;
+};
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
 {
+	return a > b ? a : b;
+}
+
+static struct subtree check_tree(struct check *c, const struct addr_node *n)
+{
+	struct subtree t = { 0, 0, 0, 0 }, l, r;
+
 	if (!n)
-		return;
-	check_tree(c, n->left);
+		return t;
+	l = check_tree(c, n->left);
 	check_range(c, n);
-	check_node_fields(c, n);
-	check_tree(c, n->right);
+	r = check_tree(c, n->right);
+	t.height = 1 + (l.height > r.height ? l.height : r.height);
+	t.min_start = n->left ? l.min_start : n->start;
+	t.max_end = n->right ? r.max_end : n->end;
+	/* The largest hole between two neighbouring ranges of the subtree. */
+	t.gap_max = max_u64(l.gap_max, r.gap_max);
+	if (n->left && l.max_end < n->start)
+		t.gap_max = max_u64(t.gap_max, n->start - l.max_end - 1);
+	if (n->right && n->end < r.min_start)
+		t.gap_max = max_u64(t.gap_max, r.min_start - n->end - 1);
+	if (t.height != n->height)
+		fail(c, 3, n, "stored height differs from the subtree's");
+	if (l.height > r.height + 1 || r.height > l.height + 1)
+		fail(c, 3, n, "AVL balance");
+	if (n->height >= VMRES__ADDR_MAX_HEIGHT)
+		fail(c, 3, n, "height over the stack bound");
+	if (t.min_start != n->min_start || t.max_end != n->max_end)
+		fail(c, 4, n, "min_start/max_end");
+	if (t.gap_max != n->gap_max)
+		fail(c, 4, n, "gap_max");
+	if (n->fresh)
+		fail(c, 5, n, "published node still marked fresh");
+	return t;
 }
 
 int vmres__addr_check(struct vmres_addr_allocator *a)
@@ -81,7 +99,7 @@ int vmres__addr_check(struct vmres_addr_allocator *a)
 	vmres__rcu_read_lock();
 	/* Pairs with the publishing CAS in addr.c: the tree is initialised. */
 	v = vmres__rcu_dereference(a->version);
-	check_tree(&c, v->root);
+	(void)check_tree(&c, v->root);
 	if (c.count != v->ranges || c.bytes != v->bytes)
 		fail(&c, 2, NULL, "version totals");
 	if (v->retire_cap < VMRES__ADDR_RETIRE_BOUND(vmres__addr_node_height(v->root)))

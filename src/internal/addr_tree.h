@@ -45,7 +45,8 @@ int vmres__addr_lookup_unsynchronized(struct vmres_addr_allocator *a, uint64_t a
  *
  * Checks invariants 1-6 of src/addr.c: BST order and disjoint sorted ranges
  * inside the span, AVL balance and stored heights, the augmented fields
- * (min start, max end, largest inner gap) recomputed from the children, the
+ * (min start, max end, largest inner gap) recomputed bottom-up from the
+ * subtree's ranges (not with vmres__addr_node_update(), which it checks), the
  * version's totals (range count, byte sum modulo 2^64, retire capacity).
  *
  * Return: 0 if all hold, otherwise the (positive) number of the first
