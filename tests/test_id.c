@@ -1025,6 +1025,92 @@ static void align8_free(void *ctx, void *p, size_t size)
 	free((char *)p - ((uintptr_t)p & 8));
 }
 
+/*
+ * A hook that, once armed, takes an ID itself (a nested call on the same
+ * thread) before it hands out the block: the caller's view of the list goes
+ * stale between its search and its CAS, as if another thread had run there.
+ */
+struct reenter_mem {
+	struct vmres_id_allocator *ids;
+	bool armed;
+	bool nested_free; /* the nested call frees nested_id, else allocs into it */
+	int nested_rc;
+	uint32_t nested_id;
+	int64_t live; /* atomic: frees come from call_rcu */
+};
+
+static void *reenter_alloc(void *ctx, size_t size)
+{
+	struct reenter_mem *m = ctx;
+	void *p;
+
+	if (m->armed) {
+		m->armed = false;
+		m->nested_rc = m->nested_free ? vmres_id_free(m->ids, m->nested_id)
+					      : vmres_id_alloc(m->ids, &m->nested_id);
+	}
+	p = malloc(size);
+	if (p)
+		__atomic_fetch_add(&m->live, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+static void reenter_free(void *ctx, void *p, size_t size)
+{
+	struct reenter_mem *m = ctx;
+
+	(void)size;
+	__atomic_fetch_sub(&m->live, 1, __ATOMIC_RELAXED);
+	free(p);
+}
+
+/*
+ * alloc_at(11) inside the NEVER interval [10, 99] needs a node for the split
+ * and asks the hook for it; meanwhile 10 is taken, so 11 becomes the lo and
+ * the retry takes it without a node. Then free(5) needs a node for [5, 5];
+ * meanwhile 6 is freed, so the retry extends [6, 6] down instead. Neither
+ * spare may leak: after destroy and a barrier the hook has every block back.
+ */
+static void test_id_unused_spare_is_given_back(void **state)
+{
+	(void)state;
+	struct reenter_mem m = { NULL, false, false, -1, 0, 0 };
+	struct vmres_mem_ops ops = { reenter_alloc, reenter_free, &m };
+	uint32_t id;
+
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &m.ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(m.ids), i);
+	m.armed = true;
+	assert_int_equal(vmres_id_alloc_at(m.ids, 11), VMRES_OK);
+	assert_false(m.armed); /* the split asked the hook */
+	assert_int_equal(m.nested_rc, VMRES_OK);
+	assert_int_equal(m.nested_id, 10);
+	assert_true(vmres_id_is_allocated(m.ids, 10));
+	assert_true(vmres_id_is_allocated(m.ids, 11));
+	check_ok(m.ids);
+	assert_int_equal(vmres_id_alloc(m.ids, &id), VMRES_OK);
+	assert_int_equal(id, 12);
+
+	m.nested_free = true;
+	m.nested_id = 6;
+	m.nested_rc = -1;
+	m.armed = true;
+	assert_int_equal(vmres_id_free(m.ids, 5), VMRES_OK);
+	assert_false(m.armed); /* the insert asked the hook */
+	assert_int_equal(m.nested_rc, VMRES_OK);
+	assert_false(vmres_id_is_allocated(m.ids, 5));
+	assert_false(vmres_id_is_allocated(m.ids, 6));
+	check_ok(m.ids);
+	for (uint32_t want = 5; want <= 6; want++) {
+		assert_int_equal(vmres_id_alloc(m.ids, &id), VMRES_OK);
+		assert_int_equal(id, want);
+	}
+	vmres_id_allocator_destroy(m.ids);
+	vmres_rcu_barrier();
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
+}
+
 static void test_id_misaligned_hook_refused(void **state)
 {
 	(void)state;
@@ -1088,6 +1174,7 @@ int main(void)
 		cmocka_unit_test(test_id_pool_reuses_bounded_and_drains),
 		cmocka_unit_test(test_id_pool_each_height_within_its_cap),
 		cmocka_unit_test(test_id_tallest_tower),
+		cmocka_unit_test(test_id_unused_spare_is_given_back),
 		cmocka_unit_test(test_id_pool_small_range_stays_small),
 		cmocka_unit_test(test_id_misaligned_hook_refused),
 	};
