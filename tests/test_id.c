@@ -1069,7 +1069,10 @@ static void reenter_free(void *ctx, void *p, size_t size)
  * and asks the hook for it; meanwhile 10 is taken, so 11 becomes the lo and
  * the retry takes it without a node. Then free(5) needs a node for [5, 5];
  * meanwhile 6 is freed, so the retry extends [6, 6] down instead. Neither
- * spare may leak: after destroy and a barrier the hook has every block back.
+ * spare may be freed at once (it may have come from a pool, whose concurrent
+ * pops may still read it: invariant 11; the cap is raised so that every
+ * height pools), and neither may leak: after destroy and a barrier the hook
+ * has every block back.
  */
 static void test_id_unused_spare_is_given_back(void **state)
 {
@@ -1077,12 +1080,17 @@ static void test_id_unused_spare_is_given_back(void **state)
 	struct reenter_mem m = { NULL, false, false, -1, 0, 0 };
 	struct vmres_mem_ops ops = { reenter_alloc, reenter_free, &m };
 	uint32_t id;
+	int64_t live;
 
 	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &m.ids), VMRES_OK);
+	m.ids->pool_cap = (uint64_t)1 << 40; /* quiet: every height pools */
 	for (uint32_t i = 0; i < 10; i++)
 		assert_int_equal(alloc_ok(m.ids), i);
+	live = __atomic_load_n(&m.live, __ATOMIC_RELAXED);
 	m.armed = true;
 	assert_int_equal(vmres_id_alloc_at(m.ids, 11), VMRES_OK);
+	/* The spare waits for a grace period (a pending batch), not freed now. */
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), live + 1);
 	assert_false(m.armed); /* the split asked the hook */
 	assert_int_equal(m.nested_rc, VMRES_OK);
 	assert_int_equal(m.nested_id, 10);
@@ -1095,8 +1103,11 @@ static void test_id_unused_spare_is_given_back(void **state)
 	m.nested_free = true;
 	m.nested_id = 6;
 	m.nested_rc = -1;
+	live = __atomic_load_n(&m.live, __ATOMIC_RELAXED);
 	m.armed = true;
 	assert_int_equal(vmres_id_free(m.ids, 5), VMRES_OK);
+	/* [6, 6]'s node, and the spare still waiting. */
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), live + 2);
 	assert_false(m.armed); /* the insert asked the hook */
 	assert_int_equal(m.nested_rc, VMRES_OK);
 	assert_false(vmres_id_is_allocated(m.ids, 5));
