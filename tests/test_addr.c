@@ -14,6 +14,7 @@
 
 #include "internal/addr_node.h"
 #include "internal/addr_tree.h"
+#include "internal/rcu.h"
 
 #define MAX64 UINT64_MAX
 
@@ -599,6 +600,57 @@ static void pool_churn(bool pool, int64_t *hook_allocs, int64_t *pooled_bytes)
 	assert_int_equal(vmres_test_mem_live_blocks(&tm), 0);
 }
 
+/*
+ * A spare that a failed update popped goes back to the pool only through a
+ * grace period (call_rcu), never straight away: a popper that read it as the
+ * top may still be in its read-side section (src/addr.c invariant 8). The
+ * pool is emptied after the first allocation; the second retires a version
+ * with the one node it replaced, which the barrier makes the pool's only
+ * spare. The third, with the hook failing, pops it, needs more nodes than it
+ * has, and fails with NOMEM. The test holds
+ * a read-side section around that call and the check, so no grace period
+ * can end in between: the check does not depend on when liburcu's thread runs.
+ */
+static void test_addr_failed_update_returns_spare_after_grace_period(void **state)
+{
+	(void)state;
+	struct vmres_test_mem tm;
+	struct vmres_mem_ops ops;
+	struct vmres_addr_allocator *a = NULL;
+	struct vmres_addr_request q = { 0x1000, 0x1000, VMRES_FIRST_MATCH, 0, 7 };
+	struct vmres_range r;
+	uint64_t pooled, back_at_once;
+	int rc;
+
+	vmres_test_mem_init(&tm);
+	ops = vmres_test_mem_ops(&tm);
+	assert_int_equal(vmres_addr_allocator_create_ex(0, MAX64, &ops, &a), 0);
+	alloc_ok(a, VMRES_FIRST_MATCH, 0x1000, 0x1000, 0);
+	vmres_rcu_barrier();
+	vmres__addr_pool_drain(a); /* quiet: no other call runs */
+	alloc_ok(a, VMRES_FIRST_MATCH, 0x1000, 0x1000, 0);
+	vmres_rcu_barrier();
+	pooled = __atomic_load_n(&a->pool.count, __ATOMIC_RELAXED);
+	assert_true(pooled > 1); /* one spare: its node and its own block */
+
+	vmres_test_mem_fail_after(&tm, 0);
+	vmres__rcu_read_lock();
+	rc = vmres_addr_alloc(a, &q, &r); /* its own section nests in ours */
+	/* Popped and given to call_rcu: not back while our section lasts. */
+	back_at_once = __atomic_load_n(&a->pool.count, __ATOMIC_RELAXED);
+	vmres__rcu_read_unlock();
+	assert_int_equal(rc, VMRES_E_NOMEM);
+	assert_true(vmres_test_mem_failures(&tm) > 0);
+	assert_int_equal(back_at_once, 0);
+	vmres_test_mem_fail_after(&tm, -1);
+	vmres_rcu_barrier();
+	assert_true(__atomic_load_n(&a->pool.count, __ATOMIC_RELAXED) <= pooled);
+	assert_int_equal(vmres__addr_check(a), 0);
+	assert_int_equal(vmres_addr_alloc(a, &q, &r), 0); /* state as before: works */
+	vmres_addr_allocator_destroy(a);
+	assert_int_equal(vmres_test_mem_live_blocks(&tm), 0);
+}
+
 static void test_addr_pool_recycles_bounded(void **state)
 {
 	(void)state;
@@ -672,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_addr_free_merges_every_neighbour_combination),
 		cmocka_unit_test(test_addr_memory_accounting),
 		cmocka_unit_test(test_addr_pool_recycles_bounded),
+		cmocka_unit_test(test_addr_failed_update_returns_spare_after_grace_period),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
