@@ -51,11 +51,6 @@ struct subtree {
 	uint64_t min_start, max_end, gap_max;
 };
 
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-	return a > b ? a : b;
-}
-
 static struct subtree check_tree(struct check *c, const struct addr_node *n)
 {
 	struct subtree t = { 0, 0, 0, 0 }, l, r;
@@ -69,11 +64,11 @@ static struct subtree check_tree(struct check *c, const struct addr_node *n)
 	t.min_start = n->left ? l.min_start : n->start;
 	t.max_end = n->right ? r.max_end : n->end;
 	/* The largest hole between two neighbouring ranges of the subtree. */
-	t.gap_max = max_u64(l.gap_max, r.gap_max);
+	t.gap_max = vmres__u64_max(l.gap_max, r.gap_max);
 	if (n->left && l.max_end < n->start)
-		t.gap_max = max_u64(t.gap_max, n->start - l.max_end - 1);
+		t.gap_max = vmres__u64_max(t.gap_max, n->start - l.max_end - 1);
 	if (n->right && n->end < r.min_start)
-		t.gap_max = max_u64(t.gap_max, r.min_start - n->end - 1);
+		t.gap_max = vmres__u64_max(t.gap_max, r.min_start - n->end - 1);
 	if (t.height != n->height)
 		fail(c, 3, n, "stored height differs from the subtree's");
 	if (l.height > r.height + 1 || r.height > l.height + 1)
