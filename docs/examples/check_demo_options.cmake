@@ -7,6 +7,7 @@ set(bad_lines
     --hotplug-threads=0 --hotplug-threads=65
     --seconds=0 --seconds=-1 --seconds=nan --seconds=inf --seconds=1e9 --seconds=fast
     --devices=0 --devices=4097 --seed=-5 --seed=18446744073709551616
+    --mem-budget=-1 --mem-budget=65537 --mem-budget=lots --mem-budget=
     --frobnicate --vcpus --help=yes stray-argument
     # strtoull/strtod skip leading blanks and strtoull negates after them: " -5" was seed 2^64-5
     "--seed= -5" "--vcpus= 3" "--seconds= 1" "--devices=\t7"

@@ -17,6 +17,9 @@
 struct hotplug_shared {
 	struct demo_dm dm;
 	double deadline;
+	struct demo_mem *mem;		/* counts what the system holds, retired memory included */
+	long long budget;		/* bytes; 0: no backpressure */
+	atomic_uint_fast64_t rcu_waits; /* vmres_rcu_barrier() calls made over budget */
 	atomic_uint_fast64_t plugs, unplugs, refused, bad;
 	atomic_uint_fast64_t taken[VMRES_KIND_COUNT];	   /* resources handed out */
 	atomic_uint_fast64_t refused_at[VMRES_KIND_COUNT]; /* kind of the failing request */
@@ -91,6 +94,25 @@ static void plug(struct hotplug_shared *sh, size_t index, struct demo_slot *slot
 	}
 }
 
+/*
+ * Backpressure, the embedder's side of it (docs/design.md, "Memory waiting
+ * for grace periods"): every unplug and replug retires tree paths, versions
+ * and list nodes that only liburcu's call_rcu thread gives back. Flat-out
+ * hotplug on busy CPUs can retire faster than that thread frees, and the
+ * backlog then grows for as long as the run lasts. A hotplug thread that
+ * finds more than the budget live waits, outside any libvmres call, until
+ * the callbacks queued so far have run.
+ */
+static void over_budget_wait(struct hotplug_shared *sh)
+{
+	/* Relaxed: a threshold, not a synchronisation. */
+	if (!sh->budget ||
+	    atomic_load_explicit(&sh->mem->live_bytes, memory_order_relaxed) <= sh->budget)
+		return;
+	vmres_rcu_barrier();
+	atomic_fetch_add_explicit(&sh->rcu_waits, 1, memory_order_relaxed);
+}
+
 static void *hotplug_main(void *arg)
 {
 	struct hotplug *hp = arg;
@@ -120,6 +142,7 @@ static void *hotplug_main(void *arg)
 		}
 		/* Release: pairs with the next holder's acquire. */
 		atomic_store_explicit(&slot->claimed, 0, memory_order_release);
+		over_budget_wait(sh);
 	}
 	vmres_thread_unregister();
 	return NULL;
@@ -223,6 +246,12 @@ static void report(struct hotplug_shared *sh, struct vcpu *vcpus, unsigned nvcpu
 	       (unsigned long long)atomic_load(&sh->plugs),
 	       (unsigned long long)atomic_load(&sh->unplugs),
 	       (unsigned long long)atomic_load(&sh->refused));
+	if (sh->budget)
+		printf("    memory budget: %llu waits for RCU callbacks with over %lld MiB live "
+		       "(--mem-budget)\n",
+		       (unsigned long long)atomic_load(&sh->rcu_waits), sh->budget >> 20);
+	else
+		printf("    memory budget: off (--mem-budget 0), no waits for RCU callbacks\n");
 	for (unsigned i = 0; i < nvcpus; i++) {
 		uint64_t d = atomic_load(&vcpus[i].dispatched);
 		double secs = vcpus[i].seconds > 0 ? vcpus[i].seconds : 1;
@@ -321,6 +350,8 @@ void demo_case_hotplug(const struct demo_options *opt, struct demo_result *res)
 		return;
 	}
 	demo_dm_init(&sh->dm, sys, true, slots, opt->devices);
+	sh->mem = &mem;
+	sh->budget = (long long)opt->mem_budget_mib << 20;
 	printf("    each device: DEVICE_ID, an IRQ (1 in 4 legacy, else MSI), 8-32 ports, and a\n"
 	       "    4-64 KiB MMIO32 or 1-8 MiB MMIO64 BAR, in one batch through the callbacks\n");
 	run_threads(sh, opt, vcpus, hps);

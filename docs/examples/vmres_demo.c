@@ -32,6 +32,9 @@ static const char usage[] =
 	"  --seconds S          how long case 2 runs (0.05-3600, default 2)\n"
 	"  --devices N          device slots in case 2 (1-4096, default 64)\n"
 	"  --seed N             random seed (default: from the clock; printed to replay)\n"
+	"  --mem-budget MIB     in case 2, a hotplug thread that finds more than MIB MiB\n"
+	"                       live waits for RCU callbacks to free retired memory\n"
+	"                       (0-65536, default 64; 0: never waits)\n"
 	"  --help               print this help and exit\n"
 	"\n"
 	"Exit status: 0 all dispatches correct and no leak, 1 a check failed, 2 bad usage.\n";
@@ -89,7 +92,7 @@ static int parse_seconds(const char *arg, double *out)
 	return 0;
 }
 
-enum { OPT_VCPUS = 1, OPT_HOTPLUG, OPT_SECONDS, OPT_DEVICES, OPT_SEED, OPT_HELP };
+enum { OPT_VCPUS = 1, OPT_HOTPLUG, OPT_SECONDS, OPT_DEVICES, OPT_SEED, OPT_BUDGET, OPT_HELP };
 
 static int parse_one(int c, const char *arg, struct demo_options *opt)
 {
@@ -116,6 +119,10 @@ static int parse_one(int c, const char *arg, struct demo_options *opt)
 		rc = parse_unsigned("--seed", arg, 0, UINT64_MAX, &v);
 		opt->seed = v;
 		break;
+	case OPT_BUDGET:
+		rc = parse_unsigned("--mem-budget", arg, 0, 65536, &v);
+		opt->mem_budget_mib = (unsigned)v;
+		break;
 	default:
 		rc = 2; /* getopt printed the reason */
 		fprintf(stderr, "Try 'vmres-demo --help' for more information.\n");
@@ -132,6 +139,7 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
 		{ "seconds", required_argument, NULL, OPT_SECONDS },
 		{ "devices", required_argument, NULL, OPT_DEVICES },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "mem-budget", required_argument, NULL, OPT_BUDGET },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -141,6 +149,7 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
 				      .hotplug_threads = 2,
 				      .seconds = 2,
 				      .devices = 64,
+				      .mem_budget_mib = 64,
 				      .seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20) };
 	opterr = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
