@@ -320,10 +320,14 @@ static void run_threads(struct hotplug_shared *sh, const struct demo_options *op
 		start_thread(&hps[i].thread, hotplug_main, &hps[i]);
 	}
 	progress(sh, vcpus, opt->vcpus, start, tick);
+	/* qsbr: a thread blocked in join must not hold up the grace periods that
+	 * a hotplug thread's over_budget_wait() is waiting for. */
+	vmres_thread_offline();
 	for (unsigned i = 0; i < opt->hotplug_threads; i++)
 		pthread_join(hps[i].thread, NULL);
 	for (unsigned i = 0; i < opt->vcpus; i++)
 		pthread_join(vcpus[i].thread, NULL);
+	vmres_thread_online();
 }
 
 void demo_case_hotplug(const struct demo_options *opt, struct demo_result *res)
