@@ -321,12 +321,12 @@ static void test_addr_stress_readers_and_writers(void **state)
 				 0);
 	}
 	for (int i = 0; i < READERS; i++) {
-		pthread_join(readers[i].thread, NULL);
+		assert_int_equal(vmres_test_join(readers[i].thread), 0);
 		rops += readers[i].ops;
 		hits += readers[i].hits;
 	}
 	for (int i = 0; i < WRITERS; i++) {
-		pthread_join(writers[i].thread, NULL);
+		assert_int_equal(vmres_test_join(writers[i].thread), 0);
 		wops += writers[i].ops;
 	}
 	printf("[addr] stress: %lu reader ops (%lu hits), %lu writer ops, %" PRId64
@@ -393,7 +393,7 @@ static void test_addr_stress_racing_frees_free_once(void **state)
 				pthread_create(&racers[t].thread, NULL, racer_main, &racers[t]), 0);
 		}
 		for (unsigned t = 0; t < 6; t++)
-			pthread_join(racers[t].thread, NULL);
+			assert_int_equal(vmres_test_join(racers[t].thread), 0);
 		for (unsigned i = 0; i < SHARED; i++) {
 			unsigned wins = 0;
 

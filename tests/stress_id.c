@@ -183,7 +183,7 @@ static uint64_t run_round(uint32_t first, uint32_t size, double round_end, uint6
 		assert_int_equal(pthread_create(&w[t].thread, NULL, worker_main, &w[t]), 0);
 	}
 	for (uint32_t t = 0; t < STRESS_THREADS; t++) {
-		assert_int_equal(pthread_join(w[t].thread, NULL), 0);
+		assert_int_equal(vmres_test_join(w[t].thread), 0);
 		total += w[t].ops;
 	}
 	if (s.errors)
@@ -423,10 +423,10 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 				0);
 		assert_int_equal(pthread_create(&freer, NULL, order_freer, &r), 0);
 		order_allocator(&r);
-		assert_int_equal(pthread_join(freer, NULL), 0);
+		assert_int_equal(vmres_test_join(freer), 0);
 		__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
 		for (int t = 0; t < 2; t++)
-			assert_int_equal(pthread_join(readers[t], NULL), 0);
+			assert_int_equal(vmres_test_join(readers[t]), 0);
 		if (r.errors)
 			fprintf(stderr, "stress_id: round seed %llu failed\n",
 				(unsigned long long)r.seed);
@@ -693,7 +693,7 @@ static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, dou
 			0);
 	}
 	for (uint32_t t = 0; t < ZONE_THREADS + EXACT_THREADS; t++)
-		assert_int_equal(pthread_join(w[t].thread, NULL), 0);
+		assert_int_equal(vmres_test_join(w[t].thread), 0);
 	if (r.errors)
 		fprintf(stderr, "stress_id: exact round zone %u per %u seed %llu failed\n", zone,
 			per, (unsigned long long)seed);

@@ -282,15 +282,12 @@ static void run_race(const struct vmres_mem_ops *ops, double seconds,
 		assert_int_equal(pthread_create(&hp[i], NULL, hotplug_thread, (void *)i), 0);
 	for (uintptr_t i = 0; i < LOOKUP_THREADS; i++)
 		assert_int_equal(pthread_create(&lk[i], NULL, lookup_thread, (void *)i), 0);
-	/* qsbr: a hotplug thread's rollback may wait for RCU callbacks (its
-	 * memory hook and the reserve both failing), which wait for grace
-	 * periods: this thread must not hold those up while it joins. */
-	vmres_thread_offline();
+	/* Offline (qsbr): a hotplug thread's rollback may wait for RCU callbacks
+	 * (its memory hook and the reserve both failing). */
 	for (int i = 0; i < HOTPLUG_THREADS; i++)
-		pthread_join(hp[i], NULL);
+		assert_int_equal(vmres_test_join(hp[i]), 0);
 	for (int i = 0; i < LOOKUP_THREADS; i++)
-		pthread_join(lk[i], NULL);
-	vmres_thread_online();
+		assert_int_equal(vmres_test_join(lk[i]), 0);
 	__atomic_store_n(&flaky_on, false, __ATOMIC_RELAXED);
 
 	assert_int_equal(vmres_system_counters(sys, c), VMRES_OK);

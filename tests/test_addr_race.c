@@ -250,7 +250,7 @@ static struct race_result race(enum block_at at, bool pool, bool do_free)
 		failed = race_round(k, do_free, do_free ? A_SLOTS - k : A_SLOTS, &res);
 	atomic_store(&g_stop, true);
 	assert_int_equal(sem_post(&g_go), 0);
-	assert_int_equal(pthread_join(tb, NULL), 0);
+	assert_int_equal(vmres_test_join(tb), 0);
 	assert_int_equal(failed, 0);
 	assert_int_equal(g_b_errors, 0);
 	vmres_addr_allocator_destroy(g_a);

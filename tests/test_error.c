@@ -194,12 +194,9 @@ static void test_error_thread_registration_basics(void **state)
 	struct reg_thread_result r = { -1, -1, -1, 0 };
 	pthread_t t;
 
-	/* qsbr: this thread (registered by the group setup) must not hold up the
-	 * grace periods that reg_thread's destroy and barrier wait for. */
-	vmres_thread_offline();
 	assert_int_equal(pthread_create(&t, NULL, reg_thread, &r), 0);
-	assert_int_equal(pthread_join(t, NULL), 0);
-	vmres_thread_online();
+	/* Offline (qsbr): reg_thread's destroy and barrier wait for grace periods. */
+	assert_int_equal(vmres_test_join(t), 0);
 	assert_int_equal(r.reg, 0);
 	assert_int_equal(r.alloc, VMRES_OK);
 	assert_int_equal(r.id, 5);

@@ -246,12 +246,16 @@ static void report(struct hotplug_shared *sh, struct vcpu *vcpus, unsigned nvcpu
 	       (unsigned long long)atomic_load(&sh->plugs),
 	       (unsigned long long)atomic_load(&sh->unplugs),
 	       (unsigned long long)atomic_load(&sh->refused));
-	if (sh->budget)
-		printf("    memory budget: %llu waits for RCU callbacks with over %lld MiB live "
-		       "(--mem-budget)\n",
-		       (unsigned long long)atomic_load(&sh->rcu_waits), sh->budget >> 20);
-	else
-		printf("    memory budget: off (--mem-budget 0), no waits for RCU callbacks\n");
+	if (sh->budget) {
+		unsigned long long waits = atomic_load(&sh->rcu_waits);
+
+		printf("    memory budget: %lld MiB (--mem-budget); hotplug threads waited for RCU "
+		       "callbacks %llu time%s\n",
+		       sh->budget >> 20, waits, waits == 1 ? "" : "s");
+	} else {
+		printf("    memory budget: off (--mem-budget 0); hotplug threads never waited for "
+		       "RCU callbacks\n");
+	}
 	for (unsigned i = 0; i < nvcpus; i++) {
 		uint64_t d = atomic_load(&vcpus[i].dispatched);
 		double secs = vcpus[i].seconds > 0 ? vcpus[i].seconds : 1;

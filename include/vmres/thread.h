@@ -19,9 +19,10 @@
  * With the "qsbr" flavor a registered thread is "online" and must also call
  * vmres_thread_quiescent() regularly (or go offline around blocking calls
  * with vmres_thread_offline()/vmres_thread_online()); otherwise memory
- * retired by writers is never reclaimed, and allocator destroy and
- * vmres_rcu_barrier() block in every thread. A thread that joins one doing
- * either, while online, deadlocks with it.
+ * retired by writers is never reclaimed, and whatever waits for a grace
+ * period blocks in every thread: allocator destroy, vmres_rcu_barrier(), a
+ * system batch rolling back under memory exhaustion. A thread that joins one
+ * doing any of these, while online, deadlocks with it.
  * With the other flavors those three calls are no-ops.
  */
 #ifndef VMRES_THREAD_H

@@ -119,6 +119,16 @@ double vmres_test_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+int vmres_test_join(pthread_t thread)
+{
+	int rc;
+
+	vmres_thread_offline();
+	rc = pthread_join(thread, NULL);
+	vmres_thread_online();
+	return rc;
+}
+
 int vmres_test_group_setup(void **state)
 {
 	(void)state;

@@ -3,6 +3,7 @@
 #ifndef VMRES_TEST_H
 #define VMRES_TEST_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -66,6 +67,15 @@ static inline uint64_t vmres_test_rand_below(uint64_t *state, uint64_t bound)
  */
 double vmres_test_stress_seconds(double dflt);
 double vmres_test_now(void);
+
+/*
+ * pthread_join() with the calling (registered) thread offline meanwhile: with
+ * the qsbr flavor an online thread blocked in a join holds up every grace
+ * period, so reclamation stops for the whole wait, and a joined thread that
+ * waits for one (a destroy, vmres_rcu_barrier(), a batch rolling back under
+ * memory exhaustion) deadlocks with it. A no-op wrapper in the other flavors.
+ */
+int vmres_test_join(pthread_t thread);
 
 /* cmocka group setup/teardown that register the main thread with RCU. */
 int vmres_test_group_setup(void **state);
