@@ -110,6 +110,7 @@ static void over_budget_wait(struct hotplug_shared *sh)
 	    atomic_load_explicit(&sh->mem->live_bytes, memory_order_relaxed) <= sh->budget)
 		return;
 	vmres_rcu_barrier();
+	/* Relaxed: a count, read by report() after the threads are joined. */
 	atomic_fetch_add_explicit(&sh->rcu_waits, 1, memory_order_relaxed);
 }
 
