@@ -8,6 +8,8 @@ set(bad_lines
     --seconds=0 --seconds=-1 --seconds=nan --seconds=inf --seconds=1e9 --seconds=fast
     --devices=0 --devices=4097 --seed=-5 --seed=18446744073709551616
     --mem-budget=-1 --mem-budget=65537 --mem-budget=lots --mem-budget=
+    --mem-budget=64KB --mem-budget=K --mem-budget=1G --mem-budget=65537M
+    --mem-budget=67108865K --mem-budget=99999999999999999999K "--mem-budget= 1K"
     --frobnicate --vcpus --help=yes stray-argument
     # strtoull/strtod skip leading blanks and strtoull negates after them: " -5" was seed 2^64-5
     "--seed= -5" "--vcpus= 3" "--seconds= 1" "--devices=\t7"

@@ -32,7 +32,7 @@ struct demo_options {
 	double seconds;
 	unsigned devices;
 	uint64_t seed;
-	unsigned mem_budget_mib; /* case 2: wait for RCU callbacks above this; 0: never */
+	unsigned long long mem_budget_kib; /* case 2: wait for RCU callbacks above this; 0: never */
 };
 
 struct demo_result {

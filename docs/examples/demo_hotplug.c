@@ -250,9 +250,12 @@ static void report(struct hotplug_shared *sh, struct vcpu *vcpus, unsigned nvcpu
 	if (sh->budget) {
 		unsigned long long waits = atomic_load(&sh->rcu_waits);
 
-		printf("    memory budget: %lld MiB (--mem-budget); hotplug threads waited for RCU "
+		bool mib = !(sh->budget & ((1 << 20) - 1));
+
+		printf("    memory budget: %lld %s (--mem-budget); hotplug threads waited for RCU "
 		       "callbacks %llu time%s\n",
-		       sh->budget >> 20, waits, waits == 1 ? "" : "s");
+		       mib ? sh->budget >> 20 : sh->budget >> 10, mib ? "MiB" : "KiB", waits,
+		       waits == 1 ? "" : "s");
 	} else {
 		printf("    memory budget: off (--mem-budget 0); hotplug threads never waited for "
 		       "RCU callbacks\n");
@@ -360,7 +363,7 @@ void demo_case_hotplug(const struct demo_options *opt, struct demo_result *res)
 	}
 	demo_dm_init(&sh->dm, sys, true, slots, opt->devices);
 	sh->mem = &mem;
-	sh->budget = (long long)opt->mem_budget_mib << 20;
+	sh->budget = (long long)opt->mem_budget_kib << 10;
 	printf("    each device: DEVICE_ID, an IRQ (1 in 4 legacy, else MSI), 8-32 ports, and a\n"
 	       "    4-64 KiB MMIO32 or 1-8 MiB MMIO64 BAR, in one batch through the callbacks\n");
 	run_threads(sh, opt, vcpus, hps);

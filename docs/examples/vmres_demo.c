@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,10 @@ static const char usage[] =
 	"  --seconds S          how long case 2 runs (0.05-3600, default 2)\n"
 	"  --devices N          device slots in case 2 (1-4096, default 64)\n"
 	"  --seed N             random seed (default: from the clock; printed to replay)\n"
-	"  --mem-budget MIB     in case 2, a hotplug thread that finds more than MIB MiB\n"
-	"                       live waits for RCU callbacks to free retired memory\n"
-	"                       (0-65536, default 64; 0: never waits)\n"
+	"  --mem-budget SIZE    in case 2, a hotplug thread that finds more than SIZE\n"
+	"                       live waits for RCU callbacks to free retired memory;\n"
+	"                       SIZE is N MiB, or N KiB as NK, or N MiB as NM\n"
+	"                       (at most 65536 MiB, default 64; 0: never waits)\n"
 	"  --help               print this help and exit\n"
 	"\n"
 	"Exit status: 0 all dispatches correct and no leak, 1 a check failed, 2 bad usage.\n";
@@ -46,11 +48,10 @@ static int bad_argument(const char *arg)
 	return 2;
 }
 
-static int parse_unsigned(const char *opt, const char *arg, unsigned long long min,
-			  unsigned long long max, unsigned long long *out)
+/* A whole decimal number and nothing else: true, and its value in @out. */
+static bool parse_decimal(const char *arg, unsigned long long *out)
 {
 	char *end;
-	unsigned long long v;
 
 	errno = 0;
 	/*
@@ -58,16 +59,51 @@ static int parse_unsigned(const char *opt, const char *arg, unsigned long long m
 	 * (" -5" would be 2^64 - 5). Decimal only: base 0 read "010" as 8.
 	 */
 	if (!isdigit((unsigned char)*arg))
-		goto bad;
-	v = strtoull(arg, &end, 10);
-	if (errno || *end || v < min || v > max)
-		goto bad;
-	*out = v;
-	return 0;
-bad:
+		return false;
+	*out = strtoull(arg, &end, 10);
+	return !errno && !*end;
+}
+
+static int parse_unsigned(const char *opt, const char *arg, unsigned long long min,
+			  unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v;
+
+	if (parse_decimal(arg, &v) && v >= min && v <= max) {
+		*out = v;
+		return 0;
+	}
 	fprintf(stderr,
 		"vmres-demo: invalid value '%s' for %s (expected an integer in %llu-%llu)\n", arg,
 		opt, min, max);
+	fprintf(stderr, "Try 'vmres-demo --help' for more information.\n");
+	return 2;
+}
+
+/* --mem-budget: N (MiB), NK (KiB) or NM (MiB), at most 65536 MiB; in KiB. */
+static int parse_budget(const char *arg, unsigned long long *kib)
+{
+	static const unsigned long long max_kib = 65536ull << 10;
+	char digits[24];
+	size_t len = strlen(arg);
+	unsigned long long unit = 1024, v;
+
+	if (len && (arg[len - 1] == 'K' || arg[len - 1] == 'M')) {
+		unit = arg[len - 1] == 'K' ? 1 : 1024;
+		len--;
+	}
+	if (len && len < sizeof(digits)) {
+		memcpy(digits, arg, len);
+		digits[len] = '\0';
+		if (parse_decimal(digits, &v) && v <= max_kib / unit) {
+			*kib = v * unit;
+			return 0;
+		}
+	}
+	fprintf(stderr,
+		"vmres-demo: invalid value '%s' for --mem-budget (expected N MiB, NK or NM, "
+		"at most 65536 MiB)\n",
+		arg);
 	fprintf(stderr, "Try 'vmres-demo --help' for more information.\n");
 	return 2;
 }
@@ -120,8 +156,8 @@ static int parse_one(int c, const char *arg, struct demo_options *opt)
 		opt->seed = v;
 		break;
 	case OPT_BUDGET:
-		rc = parse_unsigned("--mem-budget", arg, 0, 65536, &v);
-		opt->mem_budget_mib = (unsigned)v;
+		rc = parse_budget(arg, &v);
+		opt->mem_budget_kib = v;
 		break;
 	default:
 		rc = 2; /* getopt printed the reason */
@@ -149,7 +185,7 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
 				      .hotplug_threads = 2,
 				      .seconds = 2,
 				      .devices = 64,
-				      .mem_budget_mib = 64,
+				      .mem_budget_kib = 64 << 10,
 				      .seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20) };
 	opterr = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
