@@ -21,8 +21,12 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "baselines/baselines.h"
+extern "C" {
+#include "internal/atomic_count.h"
+}
 
 namespace
 {
@@ -132,6 +136,33 @@ template <class Impl> void churn_teardown(const benchmark::State &)
 	vmres_thread_quiescent();
 }
 
+/*
+ * In a build configured with -DVMRES_COUNT_ATOMICS=ON, libvmres counts the
+ * locked read-modify-writes each thread makes (src/internal/atomic_count.h); the
+ * churn then reports them per pair, averaged over threads: locked_cas (lock
+ * cmpxchg), locked_cas2 (lock cmpxchg16b), locked_faa (lock xadd),
+ * locked_swap (xchg) and locked_total. The counting build is for these
+ * counts only, not for timing. liburcu's own (call_rcu's enqueue) and the
+ * callback thread's are not in them.
+ */
+static void count_locked(benchmark::State &st, const vmres__atomic_counts &before)
+{
+	vmres__atomic_counts after;
+	if (!vmres__atomic_counts_get(&after) || !st.iterations())
+		return;
+	const double n = (double)st.iterations();
+	const double cas = (double)(after.cas - before.cas) / n;
+	const double cas2 = (double)(after.cas2 - before.cas2) / n;
+	const double faa = (double)(after.faa - before.faa) / n;
+	const double swap = (double)(after.swap - before.swap) / n;
+	const auto avg = benchmark::Counter::kAvgThreads;
+	st.counters["locked_cas"] = benchmark::Counter(cas, avg);
+	st.counters["locked_cas2"] = benchmark::Counter(cas2, avg);
+	st.counters["locked_faa"] = benchmark::Counter(faa, avg);
+	st.counters["locked_swap"] = benchmark::Counter(swap, avg);
+	st.counters["locked_total"] = benchmark::Counter(cas + cas2 + faa + swap, avg);
+}
+
 template <class Impl> void BM_id_churn(benchmark::State &st)
 {
 	vb::ensure_registered();
@@ -144,6 +175,8 @@ template <class Impl> void BM_id_churn(benchmark::State &st)
 	uint32_t *mine = fx.held.data() + slice * (size_t)st.thread_index();
 	vb::rng r(1234 + (uint64_t)st.thread_index());
 	uint64_t i = 0;
+	vmres__atomic_counts before;
+	vmres__atomic_counts_get(&before);
 	for (auto _ : st) {
 		uint32_t id;
 		if (Impl::alloc(fx.h, &id)) {
@@ -160,7 +193,9 @@ template <class Impl> void BM_id_churn(benchmark::State &st)
 		vb::quiesce_every(++i);
 	}
 	vmres_thread_quiescent();
-	st.SetItemsProcessed(st.iterations()); /* alloc/free pairs */
+	st.SetItemsProcessed(st.iterations());		/* alloc/free pairs */
+	if constexpr (std::is_same_v<Impl, impl_vmres>) /* the baselines are not counted */
+		count_locked(st, before);
 }
 
 /* --- memory */

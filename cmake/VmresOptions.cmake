@@ -14,6 +14,9 @@ option(VMRES_BUILD_TESTS "Build the cmocka tests and register them with ctest" $
 option(VMRES_BUILD_BENCH "Build the google-benchmark suite (needs C++)" ${PROJECT_IS_TOP_LEVEL})
 option(VMRES_BUILD_EXAMPLES "Build the vmres-demo program" ${PROJECT_IS_TOP_LEVEL})
 option(VMRES_WERROR "Treat warnings as errors" ON)
+option(VMRES_COUNT_ATOMICS
+       "Benchmarks only: count the locked instructions each ID pair makes (bench_id's locked_* counters; not for timing)"
+       OFF)
 
 set(VMRES_RCU_FLAVOR "memb" CACHE STRING "liburcu flavor: memb, qsbr, mb or bp")
 set_property(CACHE VMRES_RCU_FLAVOR PROPERTY STRINGS memb qsbr mb bp)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal/atomic_count.h"
 #include "internal/id.h"
 #include "internal/id_list.h"
 
@@ -998,6 +999,91 @@ static void test_id_pool_small_range_stays_small(void **state)
 	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
 }
 
+/* The locked instructions this thread made since @before. */
+static struct vmres__atomic_counts locked_since(const struct vmres__atomic_counts *before)
+{
+	struct vmres__atomic_counts now;
+
+	assert_true(vmres__atomic_counts_get(&now)); /* the test copy counts */
+	return (struct vmres__atomic_counts){ now.cas - before->cas, now.cas2 - before->cas2,
+					      now.faa - before->faa, now.swap - before->swap };
+}
+
+static void assert_locked(const struct vmres__atomic_counts *before, uint64_t cas, uint64_t cas2,
+			  uint64_t faa, uint64_t swap)
+{
+	struct vmres__atomic_counts d = locked_since(before);
+
+	assert_int_equal(d.cas, cas);
+	assert_int_equal(d.cas2, cas2);
+	assert_int_equal(d.faa, faa);
+	assert_int_equal(d.swap, swap);
+}
+
+/*
+ * The locked instructions of each list path on one thread (no CAS can fail),
+ * counted by the test copy (VMRES_COUNT_ATOMICS): the costs that
+ * docs/performance.md ("Locked instructions per pair, counted") adds up. A
+ * change that adds one to these paths fails here on purpose; update that
+ * section with it. The salt is chosen so that key 5's node has no index
+ * levels (3 salts in 4 give that), so the index adds nothing.
+ */
+static void test_id_locked_instructions_per_path(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = NULL;
+	struct vmres__atomic_counts before;
+	struct id_node *n;
+
+	for (uint64_t salt = 0;; salt++) {
+		assert_true(salt < 64);
+		ids = make(0, 999);
+		for (uint32_t i = 0; i < 10; i++)
+			assert_int_equal(alloc_ok(ids), i);
+		ids->height_salt = salt; /* quiet allocator: no other call runs */
+		assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+		n = id_link_node(vmres__pair_load(&ids->head).w0);
+		assert_int_equal(n->key, 5);
+		if (n->height == 0)
+			break;
+		vmres_id_allocator_destroy(ids);
+	}
+	/* Free into an empty pool: the hook's block, one CAS to insert it. (Key
+	 * 5's node was made with the salt unknown; take it back, drain.) */
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);
+	vmres_rcu_barrier();
+	vmres__id_pool_drain(ids);
+	assert_true(vmres__atomic_counts_get(&before));
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_locked(&before, 0, 1, 0, 0);
+	/* Free next to a FREED interval: one CAS lowers its lo. */
+	vmres__atomic_counts_get(&before);
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK);
+	assert_locked(&before, 0, 1, 0, 0);
+	/* Alloc from an interval that keeps IDs: one CAS raises its lo. */
+	vmres__atomic_counts_get(&before);
+	assert_int_equal(alloc_ok(ids), 4);
+	assert_locked(&before, 0, 1, 0, 0);
+	/* Alloc of an interval's last ID: DEL, freeze, unlink (three
+	 * double-width CASes), then the retire's push on the pending stack. */
+	vmres__atomic_counts_get(&before);
+	assert_int_equal(alloc_ok(ids), 5);
+	assert_locked(&before, 1, 3, 0, 0);
+	/* Alloc from the never-used tail: one CAS. */
+	vmres__atomic_counts_get(&before);
+	assert_int_equal(alloc_ok(ids), 10);
+	assert_locked(&before, 0, 1, 0, 0);
+	/* Searches that change nothing lock nothing. */
+	vmres__atomic_counts_get(&before);
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_false(vmres_id_is_allocated(ids, 500));
+	assert_int_equal(vmres_id_free(ids, 500), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_E_IN_USE);
+	assert_locked(&before, 0, 0, 0, 0);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
 /*
  * A memory hook that breaks its contract: blocks only 8-aligned once
  * @misalign is set. The allocator needs 16 (cmpxchg16b, 16-byte loads fault
@@ -1196,6 +1282,7 @@ int main(void)
 		cmocka_unit_test(test_id_unused_spare_is_given_back),
 		cmocka_unit_test(test_id_pool_small_range_stays_small),
 		cmocka_unit_test(test_id_misaligned_hook_refused),
+		cmocka_unit_test(test_id_locked_instructions_per_path),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

@@ -33,6 +33,16 @@
 #include <ck_pr.h>
 #endif
 
+#include "atomic_count.h"
+
+/* Counts a locked read-modify-write (src/internal/atomic_count.h). */
+#ifdef VMRES_COUNT_ATOMICS
+extern _Thread_local struct vmres__atomic_counts vmres__atomic_counted;
+#define VMRES__COUNT_ATOMIC(field) ((void)vmres__atomic_counted.field++)
+#else
+#define VMRES__COUNT_ATOMIC(field) ((void)0)
+#endif
+
 _Static_assert(sizeof(void *) == sizeof(uint64_t), "libvmres assumes 64-bit pointers");
 _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "libvmres assumes 64-bit uintptr_t");
 
@@ -56,6 +66,7 @@ _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "libvmres assumes 64-bit u
 	}                                                                                          \
 	static inline bool vmres__##name##_cas(type *p, type expected, type desired)               \
 	{                                                                                          \
+		VMRES__COUNT_ATOMIC(cas);                                                          \
 		return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, \
 						   __ATOMIC_SEQ_CST);                              \
 	}
@@ -87,6 +98,7 @@ _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "libvmres assumes 64-bit u
 	}                                                                                    \
 	static inline bool vmres__##name##_cas(type *p, type expected, type desired)         \
 	{                                                                                    \
+		VMRES__COUNT_ATOMIC(cas);                                                    \
 		return ck_pr_cas_##ck((uint64_t *)p, (uint64_t)expected, (uint64_t)desired); \
 	}
 #define VMRES__DEFINE_ATOMICS(name, type) VMRES__DEFINE_ATOMICS_CK(name, type, 64)
@@ -121,6 +133,7 @@ static inline bool vmres__ptr_cas(void **p, void *expected, void *desired)
 /* Fetch-and-add, full barrier; returns the value before the add. */
 static inline uint64_t vmres__u64_faa(uint64_t *p, uint64_t delta)
 {
+	VMRES__COUNT_ATOMIC(faa);
 #ifdef VMRES__TSAN
 	return __atomic_fetch_add(p, delta, __ATOMIC_SEQ_CST);
 #else
@@ -131,6 +144,7 @@ static inline uint64_t vmres__u64_faa(uint64_t *p, uint64_t delta)
 /* Exchange, full barrier; returns the value before the store. */
 static inline uintptr_t vmres__uptr_swap(uintptr_t *p, uintptr_t v)
 {
+	VMRES__COUNT_ATOMIC(swap);
 #ifdef VMRES__TSAN
 	return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
 #else
@@ -183,6 +197,8 @@ static inline bool vmres__pair_cas(struct vmres__pair *p, struct vmres__pair exp
 	vmres__u128 e = ((vmres__u128)expected.w1 << 64) | expected.w0;
 	vmres__u128 d = ((vmres__u128)desired.w1 << 64) | desired.w0;
 
+	VMRES__COUNT_ATOMIC(cas2);
+
 	return __atomic_compare_exchange_n((vmres__u128 *)(void *)p, &e, d, false, __ATOMIC_SEQ_CST,
 					   __ATOMIC_SEQ_CST);
 }
@@ -224,6 +240,8 @@ static inline bool vmres__pair_cas(struct vmres__pair *p, struct vmres__pair exp
 {
 	uint64_t e[2] = { expected.w0, expected.w1 };
 	uint64_t d[2] = { desired.w0, desired.w1 };
+
+	VMRES__COUNT_ATOMIC(cas2);
 
 	return ck_pr_cas_64_2((uint64_t *)(void *)p, e, d);
 }
