@@ -193,8 +193,9 @@ template <class Impl> void BM_id_churn(benchmark::State &st)
 		vb::quiesce_every(++i);
 	}
 	vmres_thread_quiescent();
-	st.SetItemsProcessed(st.iterations());		/* alloc/free pairs */
-	if constexpr (std::is_same_v<Impl, impl_vmres>) /* the baselines are not counted */
+	st.SetItemsProcessed(st.iterations()); /* alloc/free pairs */
+	/* Only libvmres counts its locked instructions, not the baselines. */
+	if constexpr (std::is_same_v<Impl, impl_vmres>)
 		count_locked(st, before);
 }
 

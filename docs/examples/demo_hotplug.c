@@ -249,8 +249,7 @@ static void report(struct hotplug_shared *sh, struct vcpu *vcpus, unsigned nvcpu
 	       (unsigned long long)atomic_load(&sh->refused));
 	if (sh->budget) {
 		unsigned long long waits = atomic_load(&sh->rcu_waits);
-
-		bool mib = !(sh->budget & ((1 << 20) - 1));
+		bool mib = !(sh->budget & ((1 << 20) - 1)); /* else shown in KiB */
 
 		printf("    memory budget: %lld %s (--mem-budget); hotplug threads waited for RCU "
 		       "callbacks %llu time%s\n",
