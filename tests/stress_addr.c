@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 /*
  * Address allocator under concurrency: 4 reader threads and 3 writer threads
- * for a bounded few seconds (VMRES_STRESS_SECONDS, default 2.5). The counts
+ * for a bounded few seconds (VMRES_STRESS_SECONDS, default 2.5, counted by
+ * each thread from a start gate they all pass together). The counts
  * are fixed; 7 threads exceed the 2 CPUs of the CI machines, so there threads
  * are also preempted mid-update (on a bigger machine they may each get a core).
  *
@@ -35,7 +36,7 @@
 #define SPAN_LAST (SPAN_FIRST + (1ull << 20) - 1)
 
 static int errors;
-static double deadline;
+static struct vmres_test_gate gate; /* the readers and writers of one run */
 
 #define CHECK(cond, ...)                                                  \
 	do {                                                              \
@@ -167,6 +168,7 @@ static void reader_lookup(struct worker *w, uint64_t addr)
 static void *reader_main(void *arg)
 {
 	struct worker *w = arg;
+	double deadline = vmres_test_gate_pass(&gate);
 
 	vmres_thread_register();
 	while (vmres_test_now() < deadline) {
@@ -257,6 +259,7 @@ static void *writer_main(void *arg)
 	struct worker *w = arg;
 	struct owned own[OWN_MAX];
 	unsigned n = 0, nomem = 0;
+	double deadline = vmres_test_gate_pass(&gate);
 	int rc;
 
 	vmres_thread_register();
@@ -309,7 +312,7 @@ static void test_addr_stress_readers_and_writers(void **state)
 	     k++)
 		assert_true(k < 100);
 	assert_int_equal(rc, 0);
-	deadline = vmres_test_now() + vmres_test_stress_seconds(2.5);
+	vmres_test_gate_init(&gate, WRITERS + READERS, vmres_test_stress_seconds(2.5));
 	for (int i = 0; i < WRITERS; i++) {
 		writers[i] = (struct worker){ .a = a, .seed = seed + 100 + i };
 		assert_int_equal(pthread_create(&writers[i].thread, NULL, writer_main, &writers[i]),
@@ -329,6 +332,7 @@ static void test_addr_stress_readers_and_writers(void **state)
 		assert_int_equal(vmres_test_join(writers[i].thread), 0);
 		wops += writers[i].ops;
 	}
+	vmres_test_gate_destroy(&gate);
 	printf("[addr] stress: %lu reader ops (%lu hits), %lu writer ops, %" PRId64
 	       " injected NOMEM\n",
 	       rops, hits, wops, __atomic_load_n(&hook_failed, __ATOMIC_RELAXED));
@@ -357,6 +361,7 @@ static void *racer_main(void *arg)
 {
 	struct racer *r = arg;
 
+	vmres_test_gate_pass(&gate); /* all six start together: frees collide */
 	vmres_thread_register();
 	for (unsigned k = 0; k < SHARED; k++) {
 		unsigned i = (k + r->offset) % SHARED;
@@ -387,6 +392,7 @@ static void test_addr_stress_racing_frees_free_once(void **state)
 
 			assert_int_equal(vmres_addr_alloc(a, &q, &out), 0);
 		}
+		vmres_test_gate_init(&gate, 6, 0);
 		for (unsigned t = 0; t < 6; t++) {
 			racers[t] = (struct racer){ .a = a, .offset = t * (SHARED / 6) / 2 };
 			assert_int_equal(
@@ -394,6 +400,7 @@ static void test_addr_stress_racing_frees_free_once(void **state)
 		}
 		for (unsigned t = 0; t < 6; t++)
 			assert_int_equal(vmres_test_join(racers[t].thread), 0);
+		vmres_test_gate_destroy(&gate);
 		for (unsigned i = 0; i < SHARED; i++) {
 			unsigned wins = 0;
 

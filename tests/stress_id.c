@@ -23,7 +23,7 @@ struct stress {
 	uint32_t first;
 	uint32_t size;
 	uint32_t *owner; /* 0: nobody; else the holding thread's index + 1 */
-	double deadline;
+	struct vmres_test_gate gate;
 	uint64_t seed;
 	int errors; /* atomic */
 };
@@ -109,9 +109,10 @@ static void *worker_main(void *arg)
 	 * sometimes exhaust the range and sometimes leave much of it free. */
 	uint32_t cap = w->s->size;
 	uint32_t target = (uint32_t)vmres_test_rand_below(&rng, 2 * cap / STRESS_THREADS + 2);
+	double deadline = vmres_test_gate_pass(&w->s->gate);
 
 	vmres_thread_register();
-	while (vmres_test_now() < w->s->deadline) {
+	while (vmres_test_now() < deadline) {
 		for (int i = 0; i < 64; i++) {
 			uint32_t op = (uint32_t)vmres_test_rand_below(&rng, 100);
 
@@ -157,8 +158,19 @@ static void check_after_join(struct stress *s, struct worker *w)
 	}
 }
 
-/* One round: a fresh allocator, all threads until @round_end, then the checks. */
-static uint64_t run_round(uint32_t first, uint32_t size, double round_end, uint64_t seed)
+/*
+ * A round's length: 20 ms, or what is left before @end. Its threads count it
+ * from the round's start gate, so thread creation does not eat into it.
+ */
+static double round_seconds(double end)
+{
+	double left = end - vmres_test_now();
+
+	return left > 0.02 ? 0.02 : left > 0 ? left : 0;
+}
+
+/* One round: a fresh allocator, all threads for @seconds, then the checks. */
+static uint64_t run_round(uint32_t first, uint32_t size, double seconds, uint64_t seed)
 {
 	struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
@@ -175,7 +187,7 @@ static uint64_t run_round(uint32_t first, uint32_t size, double round_end, uint6
 	s.seed = seed;
 	s.owner = calloc(size, sizeof(*s.owner));
 	assert_non_null(s.owner);
-	s.deadline = round_end;
+	vmres_test_gate_init(&s.gate, STRESS_THREADS, seconds);
 	for (uint32_t t = 0; t < STRESS_THREADS; t++) {
 		w[t] = (struct worker){ .s = &s, .index = t };
 		w[t].held = calloc(size, sizeof(uint32_t));
@@ -186,6 +198,7 @@ static uint64_t run_round(uint32_t first, uint32_t size, double round_end, uint6
 		assert_int_equal(vmres_test_join(w[t].thread), 0);
 		total += w[t].ops;
 	}
+	vmres_test_gate_destroy(&s.gate);
 	if (s.errors)
 		fprintf(stderr, "stress_id: round [%u, +%u) seed %llu failed\n", first, size,
 			(unsigned long long)seed);
@@ -213,9 +226,7 @@ static void run_stress(uint32_t first, const uint32_t *sizes, uint32_t nsizes, d
 	do {
 		uint32_t size = sizes[rounds % nsizes];
 		uint32_t base = first == UINT32_MAX ? UINT32_MAX - (size - 1) : first;
-		double round_end = vmres_test_now() + 0.02;
-
-		total += run_round(base, size, round_end < end ? round_end : end, seed + rounds);
+		total += run_round(base, size, round_seconds(end), seed + rounds);
 		rounds++;
 	} while (vmres_test_now() < end);
 	printf("stress_id: %d threads, %.1f s, %llu rounds: %llu ops\n", STRESS_THREADS, seconds,
@@ -462,7 +473,7 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 #define EXACT_THREADS 5
 /*
  * Operations each exact thread does per round even past the deadline, so a
- * failing round injects failures however late its threads start: these
+ * failing round injects failures however short the round: these
  * alone make about 400-500 hook calls per round (measured with
  * VMRES_STRESS_SECONDS=0.0001), so with a tenth failing a failing round
  * without a NOMEM answer has a chance below 1e-17.
@@ -477,7 +488,7 @@ struct exact_run {
 	uint32_t per;	   /* K: IDs per exact thread */
 	uint32_t zone_res; /* atomic: zone IDs reserved by zone threads */
 	uint32_t *owner;   /* atomic, zone IDs only */
-	double deadline;
+	struct vmres_test_gate gate;
 	uint64_t seed;
 	int errors;		/* atomic */
 	uint32_t fail_permille; /* the hook fails this share of allocations */
@@ -563,9 +574,11 @@ static void *exact_zone_main(void *arg)
 	uint64_t rng = r->seed * 977 + w->index;
 	uint32_t held[64], nheld = 0;
 
+	double deadline = vmres_test_gate_pass(&r->gate);
+
 	flaky_rng = rng ^ 0x5bd1e995;
 	vmres_thread_register();
-	while (vmres_test_now() < r->deadline) {
+	while (vmres_test_now() < deadline) {
 		uint32_t res = __atomic_load_n(&r->zone_res, __ATOMIC_RELAXED);
 		uint32_t id, nobody = 0;
 		int rc;
@@ -628,9 +641,11 @@ static void *exact_owner_main(void *arg)
 	uint64_t rng = r->seed * 131 + w->index;
 	enum exact_state st[64] = { EXACT_NEVER };
 
+	double deadline = vmres_test_gate_pass(&r->gate);
+
 	flaky_rng = rng ^ 0x5bd1e995;
 	vmres_thread_register();
-	for (uint32_t ops = 0; ops < EXACT_MIN_OPS || vmres_test_now() < r->deadline; ops++) {
+	for (uint32_t ops = 0; ops < EXACT_MIN_OPS || vmres_test_now() < deadline; ops++) {
 		uint32_t k = (uint32_t)vmres_test_rand_below(&rng, r->per);
 		uint32_t id = r->zone + w->index + k * EXACT_THREADS;
 		uint32_t op = (uint32_t)vmres_test_rand_below(&rng, 10);
@@ -670,12 +685,12 @@ static void *exact_owner_main(void *arg)
 	return NULL;
 }
 
-static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, double round_end,
+static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, double seconds,
 			uint64_t seed, struct exact_totals *tot)
 {
 	struct exact_worker w[ZONE_THREADS + EXACT_THREADS];
 	uint32_t size = zone + EXACT_THREADS * per;
-	struct exact_run r = { .zone = zone, .per = per, .deadline = round_end, .seed = seed };
+	struct exact_run r = { .zone = zone, .per = per, .seed = seed };
 	struct vmres_mem_ops ops = { flaky_alloc, flaky_free, &r };
 	uint32_t id;
 
@@ -683,6 +698,7 @@ static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, dou
 	r.fail_permille = fail_permille; /* published by pthread_create */
 	r.owner = calloc(zone, sizeof(*r.owner));
 	assert_non_null(r.owner);
+	vmres_test_gate_init(&r.gate, ZONE_THREADS + EXACT_THREADS, seconds);
 	for (uint32_t t = 0; t < ZONE_THREADS + EXACT_THREADS; t++) {
 		w[t] = (struct exact_worker){ .r = &r,
 					      .index = t < ZONE_THREADS ? t : t - ZONE_THREADS };
@@ -694,6 +710,7 @@ static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, dou
 	}
 	for (uint32_t t = 0; t < ZONE_THREADS + EXACT_THREADS; t++)
 		assert_int_equal(vmres_test_join(w[t].thread), 0);
+	vmres_test_gate_destroy(&r.gate);
 	if (r.errors)
 		fprintf(stderr, "stress_id: exact round zone %u per %u seed %llu failed\n", zone,
 			per, (unsigned long long)seed);
@@ -724,12 +741,9 @@ static void test_id_stress_exact_answers(void **state)
 	struct exact_totals tot = { 0 };
 
 	do {
-		double round_end = vmres_test_now() + 0.02;
-
 		/* Every other round the hook fails a tenth of the allocations. */
 		exact_round(2 + (uint32_t)(rounds % 7), 1 + (uint32_t)(rounds % 5),
-			    rounds % 2 ? 100 : 0, round_end < end ? round_end : end, seed + rounds,
-			    &tot);
+			    rounds % 2 ? 100 : 0, round_seconds(end), seed + rounds, &tot);
 		rounds++;
 	} while (vmres_test_now() < end || rounds < 2); /* round 1 is the first failing one */
 	printf("stress_id: exact answers, %llu rounds; in the %llu failing ones the hook failed "

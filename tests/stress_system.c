@@ -12,7 +12,8 @@
  * The thread count is fixed (HOTPLUG_THREADS + LOOKUP_THREADS = 8), more
  * than the cores of the 2-CPU CI machines, so threads are also preempted in
  * the middle of batches there; each run is bounded by VMRES_STRESS_SECONDS
- * (default 2 s).
+ * (default 2 s), which every thread counts from a start gate they all pass
+ * together (vmres_test_gate_pass()).
  */
 #include "vmres_test.h"
 
@@ -33,7 +34,7 @@
 #define BATCH 5
 
 static struct vmres_system *sys;
-static double deadline;
+static struct vmres_test_gate gate; /* every hotplug and lookup thread */
 static uint64_t base_seed;
 
 /* Ownership words: 0 free, else the owning batch's token. */
@@ -171,6 +172,7 @@ static void *hotplug_thread(void *arg)
 	struct held held[HOLD_MAX];
 	size_t nheld = 0;
 	uint64_t seq = 0;
+	double deadline = vmres_test_gate_pass(&gate);
 
 	vmres_thread_register();
 	while (vmres_test_now() < deadline) {
@@ -198,6 +200,7 @@ static void *hotplug_thread(void *arg)
 static void *lookup_thread(void *arg)
 {
 	uint64_t rng = base_seed ^ ((uint64_t)(uintptr_t)arg << 17) ^ 0x5bd1e995u;
+	double deadline = vmres_test_gate_pass(&gate);
 
 	vmres_thread_register();
 	while (vmres_test_now() < deadline) {
@@ -277,7 +280,7 @@ static void run_race(const struct vmres_mem_ops *ops, double seconds,
 	assert_int_equal(vmres_system_create_ex(&l, ops, &sys), VMRES_OK);
 	__atomic_store_n(&flaky_on, flaky, __ATOMIC_RELAXED);
 
-	deadline = vmres_test_now() + seconds;
+	vmres_test_gate_init(&gate, HOTPLUG_THREADS + LOOKUP_THREADS, seconds);
 	for (uintptr_t i = 0; i < HOTPLUG_THREADS; i++)
 		assert_int_equal(pthread_create(&hp[i], NULL, hotplug_thread, (void *)i), 0);
 	for (uintptr_t i = 0; i < LOOKUP_THREADS; i++)
@@ -288,6 +291,7 @@ static void run_race(const struct vmres_mem_ops *ops, double seconds,
 		assert_int_equal(vmres_test_join(hp[i]), 0);
 	for (int i = 0; i < LOOKUP_THREADS; i++)
 		assert_int_equal(vmres_test_join(lk[i]), 0);
+	vmres_test_gate_destroy(&gate);
 	__atomic_store_n(&flaky_on, false, __ATOMIC_RELAXED);
 
 	assert_int_equal(vmres_system_counters(sys, c), VMRES_OK);

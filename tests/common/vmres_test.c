@@ -119,6 +119,26 @@ double vmres_test_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+void vmres_test_gate_init(struct vmres_test_gate *gate, unsigned int threads, double seconds)
+{
+	/* Read by the workers after pthread_create(), which orders it. */
+	gate->seconds = seconds;
+	if (pthread_barrier_init(&gate->barrier, NULL, threads))
+		abort();
+}
+
+double vmres_test_gate_pass(struct vmres_test_gate *gate)
+{
+	pthread_barrier_wait(&gate->barrier);
+	return vmres_test_now() + gate->seconds;
+}
+
+void vmres_test_gate_destroy(struct vmres_test_gate *gate)
+{
+	/* Only after every worker has passed (joined): none is still inside. */
+	pthread_barrier_destroy(&gate->barrier);
+}
+
 int vmres_test_join(pthread_t thread)
 {
 	int rc;

@@ -69,6 +69,24 @@ double vmres_test_stress_seconds(double dflt);
 double vmres_test_now(void);
 
 /*
+ * A start gate for the threads of a stress run. Each of @threads workers
+ * calls vmres_test_gate_pass() before its timed loop; the call returns once
+ * all of them have arrived, with that thread's own deadline: the instant it
+ * left the gate plus @seconds. So the workers race from their first
+ * operation instead of starting one by one as they are created, and each
+ * gets its whole time however late it was created or scheduled. Call it
+ * before vmres_thread_register(): a qsbr thread that waits there while
+ * registered and online would hold up every grace period.
+ */
+struct vmres_test_gate {
+	pthread_barrier_t barrier;
+	double seconds;
+};
+void vmres_test_gate_init(struct vmres_test_gate *gate, unsigned int threads, double seconds);
+double vmres_test_gate_pass(struct vmres_test_gate *gate);
+void vmres_test_gate_destroy(struct vmres_test_gate *gate);
+
+/*
  * pthread_join() with the calling (registered) thread offline meanwhile: with
  * the qsbr flavor an online thread blocked in a join holds up every grace
  * period, so reclamation stops for the whole wait, and a joined thread that
