@@ -176,6 +176,8 @@ static void check_state(struct exhaust *x, struct vmres_addr_allocator *a)
 			0);
 	assert_int_equal(vmres_addr_stats(a, &st), 0);
 	assert_int_equal(st.ranges, 0);
+	/* qsbr: outside any read section here; lets the versions retired above go. */
+	vmres_thread_quiescent();
 }
 
 /* Cell i onwards: free, or the start of a range over cells i..j. */
