@@ -573,7 +573,6 @@ static void *exact_zone_main(void *arg)
 	struct exact_run *r = w->r;
 	uint64_t rng = r->seed * 977 + w->index;
 	uint32_t held[64], nheld = 0;
-
 	double deadline = vmres_test_gate_pass(&r->gate);
 
 	flaky_rng = rng ^ 0x5bd1e995;
@@ -640,7 +639,6 @@ static void *exact_owner_main(void *arg)
 	struct exact_run *r = w->r;
 	uint64_t rng = r->seed * 131 + w->index;
 	enum exact_state st[64] = { EXACT_NEVER };
-
 	double deadline = vmres_test_gate_pass(&r->gate);
 
 	flaky_rng = rng ^ 0x5bd1e995;
