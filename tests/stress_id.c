@@ -18,6 +18,16 @@
 
 #define STRESS_THREADS 6
 
+/*
+ * The allocator of the round in progress, for teardown_round(): a failed
+ * assertion returns from the test at once, and the teardown then destroys
+ * what the round left (once its threads are joined), so that no RCU
+ * callback of it later calls a memory hook whose context is gone. For the
+ * same reason the rounds' hook contexts are static, not on their stack.
+ */
+static struct vmres_id_allocator *round_ids;
+static bool round_joined;
+
 struct stress {
 	struct vmres_id_allocator *ids;
 	uint32_t first;
@@ -172,7 +182,7 @@ static double round_seconds(double end)
 /* One round: a fresh allocator, all threads for @seconds, then the checks. */
 static uint64_t run_round(uint32_t first, uint32_t size, double seconds, uint64_t seed)
 {
-	struct vmres_test_mem mem;
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct stress s = { 0 };
 	struct worker w[STRESS_THREADS] = { 0 };
@@ -182,6 +192,8 @@ static uint64_t run_round(uint32_t first, uint32_t size, double seconds, uint64_
 	ops = vmres_test_mem_ops(&mem);
 	assert_int_equal(vmres_id_allocator_create_ex(first, first + (size - 1), &ops, &s.ids),
 			 VMRES_OK);
+	round_ids = s.ids;
+	round_joined = false;
 	s.first = first;
 	s.size = size;
 	s.seed = seed;
@@ -198,6 +210,7 @@ static uint64_t run_round(uint32_t first, uint32_t size, double seconds, uint64_
 		assert_int_equal(vmres_test_join(w[t].thread), 0);
 		total += w[t].ops;
 	}
+	round_joined = true;
 	vmres_test_gate_destroy(&s.gate);
 	if (s.errors)
 		fprintf(stderr, "stress_id: round [%u, +%u) seed %llu failed\n", first, size,
@@ -205,6 +218,7 @@ static uint64_t run_round(uint32_t first, uint32_t size, double seconds, uint64_
 	assert_int_equal(s.errors, 0);
 	check_after_join(&s, w);
 	vmres_id_allocator_destroy(s.ids);
+	round_ids = NULL;
 	vmres_rcu_barrier();
 	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
 	for (uint32_t t = 0; t < STRESS_THREADS; t++)
@@ -416,6 +430,8 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 		uint32_t id;
 
 		assert_int_equal(vmres_id_allocator_create(0, r.size - 1, &r.ids), VMRES_OK);
+		round_ids = r.ids;
+		round_joined = false;
 		r.freed = calloc(r.size, sizeof(uint32_t));
 		assert_non_null(r.freed);
 		for (uint32_t i = 0; i < r.size; i++) {
@@ -438,6 +454,7 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 		__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
 		for (int t = 0; t < 2; t++)
 			assert_int_equal(vmres_test_join(readers[t]), 0);
+		round_joined = true;
 		if (r.errors)
 			fprintf(stderr, "stress_id: round seed %llu failed\n",
 				(unsigned long long)r.seed);
@@ -445,6 +462,7 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
 		assert_int_equal(vmres_id_alloc(r.ids, &id), VMRES_E_EXHAUSTED);
 		assert_int_equal(vmres__id_check(r.ids, NULL), 0);
 		vmres_id_allocator_destroy(r.ids);
+		round_ids = NULL;
 		free(r.freed);
 		rounds++;
 	} while (vmres_test_now() < end);
@@ -688,11 +706,14 @@ static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, dou
 {
 	struct exact_worker w[ZONE_THREADS + EXACT_THREADS];
 	uint32_t size = zone + EXACT_THREADS * per;
-	struct exact_run r = { .zone = zone, .per = per, .seed = seed };
+	static struct exact_run r; /* the hook's context: see round_ids */
 	struct vmres_mem_ops ops = { flaky_alloc, flaky_free, &r };
 	uint32_t id;
 
+	r = (struct exact_run){ .zone = zone, .per = per, .seed = seed };
 	assert_int_equal(vmres_id_allocator_create_ex(0, size - 1, &ops, &r.ids), VMRES_OK);
+	round_ids = r.ids;
+	round_joined = false;
 	r.fail_permille = fail_permille; /* published by pthread_create */
 	r.owner = calloc(zone, sizeof(*r.owner));
 	assert_non_null(r.owner);
@@ -708,6 +729,7 @@ static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, dou
 	}
 	for (uint32_t t = 0; t < ZONE_THREADS + EXACT_THREADS; t++)
 		assert_int_equal(vmres_test_join(w[t].thread), 0);
+	round_joined = true;
 	vmres_test_gate_destroy(&r.gate);
 	if (r.errors)
 		fprintf(stderr, "stress_id: exact round zone %u per %u seed %llu failed\n", zone,
@@ -725,6 +747,7 @@ static void exact_round(uint32_t zone, uint32_t per, uint32_t fail_permille, dou
 	for (uint32_t i = 0; i < zone; i++) /* the zone threads gave everything back */
 		assert_int_equal(vmres_id_alloc(r.ids, &id) == VMRES_OK ? id : UINT32_MAX, i);
 	vmres_id_allocator_destroy(r.ids);
+	round_ids = NULL;
 	vmres_rcu_barrier();
 	assert_int_equal(__atomic_load_n(&r.live, __ATOMIC_RELAXED), 0);
 	free(r.owner);
@@ -753,13 +776,30 @@ static void test_id_stress_exact_answers(void **state)
 	assert_true(tot.nomem > 0);
 }
 
+/*
+ * After a failed assertion: destroys the allocator the round left, then
+ * waits for its callbacks. Not while the round's threads may still use it
+ * (a failed pthread_create or join); that allocator is left as it is.
+ */
+static int teardown_round(void **state)
+{
+	(void)state;
+	if (round_ids && round_joined) {
+		vmres_id_allocator_destroy(round_ids);
+		vmres_rcu_barrier();
+	}
+	round_ids = NULL;
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_id_stress_ranges_from_zero),
-		cmocka_unit_test(test_id_stress_ranges_at_top),
-		cmocka_unit_test(test_id_stress_alloc_sees_completed_frees),
-		cmocka_unit_test(test_id_stress_exact_answers),
+		cmocka_unit_test_teardown(test_id_stress_ranges_from_zero, teardown_round),
+		cmocka_unit_test_teardown(test_id_stress_ranges_at_top, teardown_round),
+		cmocka_unit_test_teardown(test_id_stress_alloc_sees_completed_frees,
+					  teardown_round),
+		cmocka_unit_test_teardown(test_id_stress_exact_answers, teardown_round),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

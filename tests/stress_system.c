@@ -33,7 +33,16 @@
 #define MSI_COUNT 4072u
 #define BATCH 5
 
+/*
+ * The system under test and the hook it allocates through are file-scope,
+ * not on a test's stack: a failed assertion returns from the test at once,
+ * and teardown_system() then destroys the system (once its threads are
+ * joined), so none of its RCU callbacks later writes into a stack frame
+ * that is gone or into the next test's hook.
+ */
 static struct vmres_system *sys;
+static struct vmres_test_mem mem;
+static bool threads_joined;
 static struct vmres_test_gate gate; /* every hotplug and lookup thread */
 static uint64_t base_seed;
 
@@ -277,6 +286,7 @@ static void run_race(const struct vmres_mem_ops *ops, double seconds,
 	l.span[VMRES_LEGACY_IRQ] = (struct vmres_range){ IRQ_FIRST, IRQ_FIRST + IRQ_COUNT - 1 };
 	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ 0, DEV_COUNT - 1 };
 	l.span[VMRES_MSI_GSI] = (struct vmres_range){ MSI_FIRST, MSI_FIRST + MSI_COUNT - 1 };
+	threads_joined = false;
 	assert_int_equal(vmres_system_create_ex(&l, ops, &sys), VMRES_OK);
 	__atomic_store_n(&flaky_on, flaky, __ATOMIC_RELAXED);
 
@@ -291,6 +301,7 @@ static void run_race(const struct vmres_mem_ops *ops, double seconds,
 		assert_int_equal(vmres_test_join(hp[i]), 0);
 	for (int i = 0; i < LOOKUP_THREADS; i++)
 		assert_int_equal(vmres_test_join(lk[i]), 0);
+	threads_joined = true;
 	vmres_test_gate_destroy(&gate);
 	__atomic_store_n(&flaky_on, false, __ATOMIC_RELAXED);
 
@@ -317,7 +328,6 @@ static void run_race(const struct vmres_mem_ops *ops, double seconds,
 static void test_system_stress_batches_race_for_last_irqs(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_system_counters c;
 
@@ -328,6 +338,7 @@ static void test_system_stress_batches_race_for_last_irqs(void **state)
 	run_race(&ops, vmres_test_stress_seconds(2.0), &c);
 	assert_int_equal(batches_nomem, 0);
 	vmres_system_destroy(sys);
+	sys = NULL;
 	vmres_rcu_barrier();
 	assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
 }
@@ -353,7 +364,6 @@ static void test_system_stress_batches_race_for_last_irqs(void **state)
 static void test_system_stress_flaky_memory_rolls_back(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
 	struct vmres_mem_ops ops = { flaky_alloc, flaky_free, NULL };
 	struct vmres_system_counters c;
 
@@ -365,15 +375,34 @@ static void test_system_stress_flaky_memory_rolls_back(void **state)
 	assert_true(batches_nomem > 0);
 	assert_true(c.reserve_fallbacks > 0); /* rollbacks really fell back on the reserve */
 	vmres_system_destroy(sys);
+	sys = NULL;
 	vmres_rcu_barrier();
 	assert_int_equal(vmres_test_mem_live_bytes(&mem), 0);
+}
+
+/*
+ * After a failed assertion: destroys the system the test left, then waits
+ * for its callbacks. Not while hotplug or lookup threads may still use it
+ * (a failed pthread_create or join); that system is left as it is.
+ */
+static int teardown_system(void **state)
+{
+	(void)state;
+	if (sys && threads_joined) {
+		vmres_system_destroy(sys);
+		vmres_rcu_barrier();
+	}
+	sys = NULL;
+	return 0;
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_system_stress_batches_race_for_last_irqs),
-		cmocka_unit_test(test_system_stress_flaky_memory_rolls_back),
+		cmocka_unit_test_teardown(test_system_stress_batches_race_for_last_irqs,
+					  teardown_system),
+		cmocka_unit_test_teardown(test_system_stress_flaky_memory_rolls_back,
+					  teardown_system),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
