@@ -349,6 +349,7 @@ static void test_addr_stress_readers_and_writers(void **state)
 /* --- racing frees of the same ranges ------------------------------------- */
 
 #define SHARED 512
+#define RACERS 6
 
 struct racer {
 	pthread_t thread;
@@ -361,7 +362,7 @@ static void *racer_main(void *arg)
 {
 	struct racer *r = arg;
 
-	vmres_test_gate_pass(&gate); /* all six start together: frees collide */
+	vmres_test_gate_pass(&gate); /* all racers start together: frees collide */
 	vmres_thread_register();
 	for (unsigned k = 0; k < SHARED; k++) {
 		unsigned i = (k + r->offset) % SHARED;
@@ -379,7 +380,7 @@ static void test_addr_stress_racing_frees_free_once(void **state)
 {
 	(void)state;
 	struct vmres_addr_allocator *a = NULL;
-	struct racer racers[6];
+	struct racer racers[RACERS];
 	struct vmres_range out;
 	double until = vmres_test_now() + vmres_test_stress_seconds(2.5) / 4;
 	unsigned rounds = 0;
@@ -392,19 +393,19 @@ static void test_addr_stress_racing_frees_free_once(void **state)
 
 			assert_int_equal(vmres_addr_alloc(a, &q, &out), 0);
 		}
-		vmres_test_gate_init(&gate, 6, 0);
-		for (unsigned t = 0; t < 6; t++) {
-			racers[t] = (struct racer){ .a = a, .offset = t * (SHARED / 6) / 2 };
+		vmres_test_gate_init(&gate, RACERS, 0);
+		for (unsigned t = 0; t < RACERS; t++) {
+			racers[t] = (struct racer){ .a = a, .offset = t * (SHARED / RACERS) / 2 };
 			assert_int_equal(
 				pthread_create(&racers[t].thread, NULL, racer_main, &racers[t]), 0);
 		}
-		for (unsigned t = 0; t < 6; t++)
+		for (unsigned t = 0; t < RACERS; t++)
 			assert_int_equal(vmres_test_join(racers[t].thread), 0);
 		vmres_test_gate_destroy(&gate);
 		for (unsigned i = 0; i < SHARED; i++) {
 			unsigned wins = 0;
 
-			for (unsigned t = 0; t < 6; t++)
+			for (unsigned t = 0; t < RACERS; t++)
 				wins += racers[t].freed[i];
 			assert_int_equal(wins, 1);
 		}
