@@ -77,7 +77,8 @@ VMRES_API int vmres_id_allocator_create(uint32_t first, uint32_t last,
  * with nothing changed.
  *
  * Return: as vmres_id_allocator_create(); also VMRES_E_INVALID_ARGUMENT if
- * @mem lacks alloc or free or gives a block that is not 16-aligned.
+ * @mem lacks alloc or free or gives a misaligned block for the allocator
+ * object (a misaligned first node gives VMRES_E_NOMEM, as above).
  *
  * Context: any thread.
  */

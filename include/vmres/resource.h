@@ -150,7 +150,12 @@ VMRES_API bool vmres_kind_is_id(enum vmres_kind kind);
  *                or VMRES_NO_INDEX on success and for errors about no single
  *                request
  *
- * The resources are taken in index order through table[reqs[i].kind]->allocate.
+ * First every request is checked, with nothing taken: its kind must have a
+ * callback with both ->allocate and ->free, and a request served by a system
+ * allocator's callback must pass the checks of vmres_system_allocate_ex()'s
+ * first phase. The first request that fails a check gives that error and
+ * its index, even if an earlier request would have failed when taken. Then
+ * the resources are taken in index order through table[reqs[i].kind]->allocate.
  * If one fails, the ones this call already took are given back through their
  * ->free, last first, before the call returns that first failure's error.
  * This is what vmres_system_allocate_ex() does for a system allocator's own
@@ -169,13 +174,18 @@ VMRES_API bool vmres_kind_is_id(enum vmres_kind kind);
  *
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @table, or @reqs or @out with @n > 0,
  * is NULL (index VMRES_NO_INDEX), or a request's kind is not a kind;
- * VMRES_E_NOT_FOUND if the table has no callback for a request's kind;
- * otherwise the error of the first ->allocate that failed.
+ * VMRES_E_NOT_FOUND if the table has no callback for a request's kind, or
+ * its callback lacks ->allocate or ->free; a system callback's check error
+ * (see vmres_system_allocate_ex()); otherwise the error of the first
+ * ->allocate that failed.
  *
- * Context: any registered thread. Concurrent callers: each resource is taken
- * atomically and owned by one caller, but the batch is not one atomic step:
- * another thread may see part of a batch that is later rolled back (a lookup
- * finds it, or an allocation finds the space taken and fails).
+ * Context: any registered thread, outside any RCU read-side section: with a
+ * system allocator's callbacks, a rollback under memory exhaustion may wait
+ * for RCU callbacks (an RCU barrier; see vmres_system_allocate_ex()).
+ * Concurrent callers: each resource is taken atomically and owned by one
+ * caller, but the batch is not one atomic step: another thread may see part
+ * of a batch that is later rolled back (a lookup finds it, or an allocation
+ * finds the space taken and fails).
  */
 VMRES_API int vmres_allocate_batch(struct vmres_allocator *const table[VMRES_KIND_COUNT],
 				   const struct vmres_request *reqs, size_t n,

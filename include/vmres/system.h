@@ -13,6 +13,9 @@
  *   allocate, allocate_ex, free, free_ex, the callbacks' allocate/free,
  *   vmres_allocate_batch on the callbacks
  *                        - lock-free writers, with each other and readers
+ *                          (except a batch's rollback under memory
+ *                          exhaustion, which may wait for RCU callbacks:
+ *                          see vmres_system_allocate_ex())
  *   create               - with anything (a new object)
  *   destroy              - with nothing on the same system; the callbacks
  *                          from vmres_system_allocator() die with it
@@ -52,12 +55,18 @@ struct vmres_layout {
 
 /**
  * struct vmres_system_counters - what a system's rollbacks did
- * @rollbacks:        batches given back because one of their requests failed
+ * @rollbacks:        batches whose request failed while being taken at one
+ *                    of this system's callbacks (after passing the checks),
+ *                    counted whether or not earlier requests had to be
+ *                    given back; a batch that fails at another table's
+ *                    callback is not counted here
  * @reserve_fallbacks: allocations a rollback's frees took from the system's
  *                    reserve because the memory hook returned NULL
- * @rollback_leaks:   resources a rollback could not give back (the memory
- *                    hook and the reserve both failed, every retry); they
- *                    stay allocated. 0 unless memory ran out for a long time.
+ * @rollback_leaks:   resources of this system a rollback could not give back
+ *                    (->free still failed after every retry: for a system's
+ *                    callbacks, the memory hook and the reserve both
+ *                    failed); they stay allocated. 0 unless memory ran out
+ *                    for a long time.
  *
  * Counters only grow; each is read atomically, the three not as one
  * snapshot.
