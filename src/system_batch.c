@@ -110,8 +110,14 @@ static int check_batch(struct vmres_allocator *const table[VMRES_KIND_COUNT],
 			err = VMRES_E_INVALID_ARGUMENT;
 		else if (!(a = table[reqs[i].kind]) || !a->allocate || !a->free)
 			err = VMRES_E_NOT_FOUND;
-		else if (vmres__system_owns_callback(a))
-			err = vmres__system_check_request(vmres__system_kind_of(a)->sys, &reqs[i]);
+		else if (vmres__system_owns_callback(a)) {
+			struct vmres__system_kind *k = vmres__system_kind_of(a);
+
+			/* A system callback of another kind would refuse it in phase 2. */
+			err = k->kind != reqs[i].kind
+				      ? VMRES_E_INVALID_ARGUMENT
+				      : vmres__system_check_request(k->sys, &reqs[i]);
+		}
 		if (err) {
 			set_index(failed_index, i);
 			return err;

@@ -473,6 +473,26 @@ static void test_system_callbacks_check_their_kind(void **state)
 	assert_int_equal(irq->free(irq, &r), VMRES_E_ALREADY_FREED);
 	r.range = (struct vmres_range){ 6, 6 };
 	assert_int_equal(irq->free(irq, &r), VMRES_E_NEVER_ALLOCATED);
+
+	/* A table that gives a request the callback of another kind: refused
+	 * before anything is taken, as any other bad request (resource.h). */
+	struct vmres_allocator *table[VMRES_KIND_COUNT] = { 0 };
+	struct vmres_request reqs[2] = { id_at(VMRES_LEGACY_IRQ, 7, 1),
+					 addr_req(VMRES_MMIO32, 4, 4, 2) };
+	struct vmres_resource out[2];
+	struct vmres_system_counters c;
+	size_t failed;
+
+	table[VMRES_LEGACY_IRQ] = irq;
+	table[VMRES_MMIO32] = pio;
+	assert_int_equal(vmres_allocate_batch(table, reqs, 2, out, &failed),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(failed, 1);
+	r.range = (struct vmres_range){ 7, 7 };
+	/* Taken and given back, it would be ALREADY_FREED. */
+	assert_int_equal(irq->free(irq, &r), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+	assert_int_equal(c.rollbacks, 0);
 	assert_all_free(sys);
 	destroy_and_check_leaks(sys, &mem);
 }

@@ -152,8 +152,8 @@ VMRES_API bool vmres_kind_is_id(enum vmres_kind kind);
  *
  * First every request is checked, with nothing taken: its kind must have a
  * callback with both ->allocate and ->free, and a request served by a system
- * allocator's callback must pass the checks of vmres_system_allocate_ex()'s
- * first phase. The first request that fails a check gives that error and
+ * allocator's callback must be of that callback's kind and pass the checks
+ * of vmres_system_allocate_ex()'s first phase. The first request that fails a check gives that error and
  * its index, even if an earlier request would have failed when taken. Then
  * the resources are taken in index order through table[reqs[i].kind]->allocate.
  * If one fails, the ones this call already took are given back through their
@@ -170,18 +170,23 @@ VMRES_API bool vmres_kind_is_id(enum vmres_kind kind);
  * Giving back can itself need memory (a free may copy tree nodes). Callbacks
  * of a system allocator fall back on that system's reserve for it, so a
  * failing memory hook does not stop a rollback; see vmres_system_counters()
- * for the rare case where even the reserve runs dry.
+ * for the rare case where even the reserve runs dry. Any ->free that
+ * returns VMRES_E_NOMEM in a rollback is tried again, up to ten times in
+ * all: after a yield at first, then after an RCU barrier (which lets
+ * memory waiting for a grace period come back). A resource whose ->free
+ * still fails, with any error, stays taken and the caller is not told
+ * which; a system's callbacks count it in rollback_leaks, others nowhere.
  *
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @table, or @reqs or @out with @n > 0,
  * is NULL (index VMRES_NO_INDEX), or a request's kind is not a kind;
  * VMRES_E_NOT_FOUND if the table has no callback for a request's kind, or
- * its callback lacks ->allocate or ->free; a system callback's check error
- * (see vmres_system_allocate_ex()); otherwise the error of the first
+ * its callback lacks ->allocate or ->free; VMRES_E_INVALID_ARGUMENT also if
+ * the table gives a request a system callback of another kind; a system
+ * callback's check error (see vmres_system_allocate_ex()); otherwise the error of the first
  * ->allocate that failed.
  *
- * Context: any registered thread, outside any RCU read-side section: with a
- * system allocator's callbacks, a rollback under memory exhaustion may wait
- * for RCU callbacks (an RCU barrier; see vmres_system_allocate_ex()).
+ * Context: any registered thread, outside any RCU read-side section: a
+ * rollback whose ->free answers VMRES_E_NOMEM waits on an RCU barrier.
  * Concurrent callers: each resource is taken atomically and owned by one
  * caller, but the batch is not one atomic step: another thread may see part
  * of a batch that is later rolled back (a lookup finds it, or an allocation
