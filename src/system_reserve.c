@@ -18,34 +18,76 @@
  * from the smallest class whose blocks fit the request (128-byte blocks for
  * tree and list nodes, 2 KiB blocks for the address allocator's version
  * records, which grow with the tree's height), or from the larger class when
- * the smaller is empty. A block comes back to its class when the allocator
+ * the smaller is empty. A block comes back to its chunk when the allocator
  * frees it, which may be much later and from liburcu's call_rcu thread;
- * kind_mem_free() knows a reserve block by its address (inside an arena).
- * Each class is one arena taken from the hook at create and given back at
- * destroy, after the per-kind allocators (and their RCU callbacks) are gone.
+ * kind_mem_free() knows a reserve block by its address (inside an open
+ * chunk's arena). Each class starts with one chunk, its base, whose arena is
+ * taken from the hook at create and stays open; everything is given back
+ * at destroy, after the per-kind allocators (and their RCU callbacks) are
+ * gone.
  *
- * Each class's free blocks are a Treiber stack of indices into its arena
+ * Refills and shrinks. A block a rollback took becomes a node of a tree or
+ * list, and it comes back only when an update replaces that node: in a tree
+ * that hardly changes (boot devices' BARs) that may be never. Without
+ * refills, a few hundred short outages of the hook drained the reserve for
+ * good, and every rollback after them leaked. So when the hook works again
+ * (an allocation outside a rollback succeeds) and a class has a quantum
+ * (a quarter of its target, the blocks it had at create) or more fewer
+ * free blocks than its target, the thread that sets the class's busy flag
+ * opens one more chunk of a quantum of blocks: it reuses a closed chunk's
+ * header or makes a new one, and takes its arena from the hook. The others
+ * go on without waiting. Lent blocks come back to their own chunks, so a
+ * class may later have a quantum or more free blocks above its target (many
+ * retired nodes may wait for a grace period during an outage, then come
+ * back together): then, after a push, the thread that sets busy closes
+ * chunks that are wholly free, other than the base, while the class stays
+ * at or above its target, and gives their arenas back to the hook. A push
+ * that finds busy held sets the class's again flag, and the holder makes
+ * one more pass when it leaves, so the last block to come back always
+ * leads to a pass (class_shrink()). A chunk stays open while any of
+ * its blocks is lent, so a class holds at most its target plus a quantum
+ * per lent block (plus one), and less than a quantum above its target once
+ * every block is back. Headers (40 bytes and 8 per block) stay until
+ * destroy, for reuse.
+ *
+ * Each chunk's free blocks are a Treiber stack of indices into its arena
  * (R. K. Treiber, "Systems programming: coping with parallelism", IBM RJ
  * 5118, 1986). The links live in next[], outside the blocks, so a popper
- * that lost a race never reads memory an allocator is using.
+ * that lost a race never reads memory an allocator is using, and a chunk's
+ * arena can go while its header stays.
  *
  * Invariants (per class):
- *   1. head = version << 32 | (top + 1), top the index of the block on top,
- *      0 when empty; next[i] is the link (index + 1, or 0) below block i
- *      while i is on the stack.
- *   2. Every push and every pop bumps the version, so a CAS that read head
- *      before another thread popped and pushed the same top fails (ABA);
- *      the version wraps after 2^32 stack operations in the window between
- *      one thread's load and its CAS, which a rollback never stays in.
- *   3. A block is either on the stack or owned by exactly one allocator
- *      node; it is handed out only to a thread inside a rollback.
- *   4. The arena outlives every block: vmres__reserve_fini() runs after the
+ *   1. Per open chunk: head = version << 32 | (top + 1), top the index of
+ *      the block on top, 0 when empty; next[i] is the link (index + 1, or
+ *      0) below block i while i is on the stack. A closed chunk's head has
+ *      CLOSED in its low 32 bits and its arena is NULL.
+ *   2. Every push, pop, close and open bumps the chunk's version, so a CAS
+ *      that read head before another thread changed it and changed it back
+ *      fails (ABA); the version wraps after 2^32 operations in the window
+ *      between one thread's load and its CAS, which a rollback never stays
+ *      in.
+ *   3. A block is either on its chunk's stack or owned by exactly one
+ *      allocator node; it is handed out only to a thread inside a rollback.
+ *      A chunk is closed only by a CAS from a head whose stack holds all of
+ *      its blocks, so no block of a closed chunk is owned, and none is
+ *      pushed or popped until it opens again.
+ *   4. Chunks outlive every block: vmres__reserve_fini() runs after the
  *      per-kind allocators are destroyed (their destroy waits for RCU
  *      callbacks), so no kind_mem_free() of a block can come later.
+ *   5. Only the thread holding busy opens or closes a chunk or adds one to
+ *      the list; the list only grows, at its head, with a chunk already
+ *      open; older and count never change. An open's stores (arena, next[])
+ *      come before the release that opens head; a reader that sees the
+ *      head open (acquire) sees that arena.
+ *   6. stacked counts the free blocks of open chunks, exactly when no push,
+ *      pop, open or close is under way (each updates it after its CAS or
+ *      store); it is only a hint for when to refill or shrink.
  *
- * Linearization points: a push or a pop at its successful CAS on head.
- * Both are lock-free: a CAS fails only because another push or pop
- * succeeded.
+ * Linearization points: a push or a pop at its successful CAS on a chunk's
+ * head; an open at the release store of the head, a close at its CAS. Push
+ * and pop are lock-free: a CAS fails only because another push, pop or
+ * close succeeded. Refills and shrinks wait for nobody: a thread that finds
+ * busy set leaves a shrink to the holder and a refill to a later call.
  */
 #include <stdint.h>
 
@@ -94,73 +136,299 @@ void vmres__system_count(struct vmres_system *sys, size_t counter_offset)
 	vmres__u64_faa(counter, 1);
 }
 
-static uint64_t head_pack(uint64_t old_head, uint64_t top_plus_one)
+#define CLOSED 0xffffffffu /* the low 32 bits of a closed chunk's head */
+
+static uint64_t head_pack(uint64_t old_head, uint64_t low)
 {
-	/* keeps invariant 2: every successful CAS installs a new version */
-	return (((old_head >> 32) + 1) << 32) | top_plus_one;
+	/* keeps invariant 2: every successful CAS or store installs a new version */
+	return (((old_head >> 32) + 1) << 32) | low;
 }
 
-static void reserve_push(struct vmres__reserve_class *c, uint32_t index)
+static void chunk_push(struct vmres__reserve_chunk *ch, uint32_t index)
 {
 	for (;;) {
 		/* Acquire: pairs with the CAS of the push or pop that wrote it. */
-		uint64_t old = vmres__u64_load_acquire(&c->head);
+		uint64_t old = vmres__u64_load_acquire(&ch->head);
 
 		/*
 		 * The link is published by the CAS below (a full barrier), which
-		 * pairs with the acquire load of head in reserve_pop(); keeps
-		 * invariant 1.
+		 * pairs with the acquire load of head in chunk_pop(); keeps
+		 * invariant 1. The chunk is open: index is owned (invariant 3).
 		 */
-		vmres__u64_store_relaxed(&c->next[index], old & 0xffffffffu);
-		if (vmres__u64_cas(&c->head, old, head_pack(old, (uint64_t)index + 1)))
+		vmres__u64_store_relaxed(&ch->next[index], old & 0xffffffffu);
+		if (vmres__u64_cas(&ch->head, old, head_pack(old, (uint64_t)index + 1)))
 			return;
 	}
 }
 
-static void *reserve_pop(struct vmres__reserve_class *c)
+static void *chunk_pop(struct vmres__reserve_chunk *ch, size_t block)
 {
 	for (;;) {
 		/*
-		 * Acquire: pairs with the CAS in reserve_push() that put top there,
-		 * so next[top] and the block's last owner's writes are visible.
+		 * Acquire: pairs with the CAS in chunk_push() that put top there,
+		 * or the open that stacked it, so next[top] and the block's last
+		 * owner's writes are visible.
 		 */
-		uint64_t old = vmres__u64_load_acquire(&c->head);
+		uint64_t old = vmres__u64_load_acquire(&ch->head);
 		uint64_t top_plus_one = old & 0xffffffffu;
 
-		if (!top_plus_one)
+		if (!top_plus_one || top_plus_one == CLOSED)
 			return NULL;
 		/*
-		 * May be stale if another thread pops top first; then head's version
-		 * has moved and the CAS fails (invariant 2).
+		 * May be stale if another thread pops top first (or closes and
+		 * reopens the chunk); then head's version has moved and the CAS
+		 * fails (invariant 2).
 		 */
-		uint64_t below = vmres__u64_load_relaxed(&c->next[top_plus_one - 1]);
+		uint64_t below = vmres__u64_load_relaxed(&ch->next[top_plus_one - 1]);
 
-		if (vmres__u64_cas(&c->head, old, head_pack(old, below)))
-			return c->arena + (size_t)(top_plus_one - 1) * c->block;
+		if (vmres__u64_cas(&ch->head, old, head_pack(old, below))) {
+			/* Relaxed: the open stored it before the head we acquired, and
+			 * no close can come while we own a block (invariant 3). */
+			unsigned char *arena = vmres__ptr_load_relaxed((void *const *)&ch->arena);
+
+			return arena + (size_t)(top_plus_one - 1) * block;
+		}
 	}
 }
 
-static bool in_arena(const struct vmres__reserve_class *c, const void *p)
+/* Whether @p is a block of @ch, which is open (invariant 5). */
+static bool in_chunk(struct vmres__reserve_chunk *ch, size_t block, const void *p)
 {
-	uintptr_t base = (uintptr_t)c->arena;
-	uintptr_t q = (uintptr_t)p;
+	/*
+	 * Acquire: pairs with the open's release, so arena is this opening's. A
+	 * block of @ch is owned by our caller, so @ch stays open meanwhile; any
+	 * other p was allocated by the hook after every close of @ch that gave
+	 * an arena holding p back, so we see that close (or a later open).
+	 */
+	uint64_t head = vmres__u64_load_acquire(&ch->head);
+	uintptr_t base, q = (uintptr_t)p;
 
-	return c->arena && q >= base && q - base < c->block * c->count;
+	if ((head & 0xffffffffu) == CLOSED)
+		return false;
+	base = (uintptr_t)vmres__ptr_load_relaxed((void *const *)&ch->arena);
+	return q >= base && q - base < block * ch->count;
+}
+
+static struct vmres__reserve_chunk *first_chunk(struct vmres__reserve_class *c)
+{
+	/* Acquire: pairs with the release that added the chunk, so it is
+	 * whole (invariant 5); older links never change afterwards. */
+	return vmres__ptr_load_acquire((void *const *)&c->chunks);
+}
+
+static void count_stacked(struct vmres__reserve_class *c, int64_t delta)
+{
+	/* A hint (invariant 6): the full barrier of faa orders nothing here. */
+	vmres__u64_faa(&c->stacked, (uint64_t)delta);
+}
+
+static int64_t free_blocks_hint(struct vmres__reserve_class *c)
+{
+	/* Relaxed: a hint (invariant 6); a stale value only moves a refill or a
+	 * shrink to a later call. Signed: pops may count before their pushes. */
+	return (int64_t)vmres__u64_load_relaxed(&c->stacked);
+}
+
+/* Blocks per refill chunk; also how far a class strays from its target. */
+static uint32_t quantum(const struct vmres__reserve_class *c)
+{
+	return c->target / 4 ? c->target / 4 : 1;
 }
 
 /* Smallest class first; a larger block serves a small request too. */
 static void *reserve_take(struct vmres__reserve *r, size_t size)
 {
 	for (unsigned i = 0; i < VMRES__RESERVE_CLASSES; i++) {
-		void *p;
+		struct vmres__reserve_class *c = &r->cls[i];
 
-		if (size > r->cls[i].block)
+		if (size > c->block)
 			continue;
-		p = reserve_pop(&r->cls[i]); /* keeps invariant 3 */
-		if (p)
-			return p;
+		for (struct vmres__reserve_chunk *ch = first_chunk(c); ch; ch = ch->older) {
+			void *p = chunk_pop(ch, c->block); /* keeps invariant 3 */
+
+			if (p) {
+				count_stacked(c, -1);
+				return p;
+			}
+		}
 	}
 	return NULL;
+}
+
+/* Sets busy, or returns false if another thread holds it. */
+static bool busy_enter(struct vmres__reserve_class *c)
+{
+	/* Full barrier (acquire): pairs with the last holder's swap in
+	 * busy_leave(), so its opens, closes and list change are seen. */
+	return vmres__uptr_cas(&c->busy, 0, 1);
+}
+
+static void busy_leave(struct vmres__reserve_class *c)
+{
+	/* Full barrier (release): pairs with the next holder's CAS; a full
+	 * barrier so that class_shrink()'s swap of again comes after it. */
+	(void)vmres__uptr_swap(&c->busy, 0);
+}
+
+/*
+ * Opens the closed (or new, unpublished) chunk @ch with an arena from the
+ * hook: every block stacked. Busy held (invariant 5). Returns 0, or
+ * VMRES_E_NOMEM, or VMRES_E_INVALID_ARGUMENT for an arena that is not
+ * 16-aligned (given back at once), as the ID allocator answers such a hook.
+ */
+static int chunk_open(struct vmres_system *sys, struct vmres__reserve_class *c,
+		      struct vmres__reserve_chunk *ch)
+{
+	unsigned char *arena = vmres__mem_alloc(&sys->user_mem, c->block * ch->count);
+	uint64_t head = vmres__u64_load_relaxed(&ch->head); /* closed: only we change it */
+	uint64_t top = 0;
+
+	if (!arena)
+		return VMRES_E_NOMEM;
+	if ((uintptr_t)arena % 16) { /* blocks must keep 16-byte alignment */
+		vmres__mem_free(&sys->user_mem, arena, c->block * ch->count);
+		return VMRES_E_INVALID_ARGUMENT;
+	}
+	/* Relaxed: published by the release below (invariant 5). A popper that
+	 * read the head before the close may read next[] now; its CAS fails. */
+	vmres__ptr_store_relaxed((void **)&ch->arena, arena);
+	for (uint32_t i = 0; i < ch->count; i++) {
+		vmres__u64_store_relaxed(&ch->next[i], top);
+		top = (uint64_t)i + 1;
+	}
+	/* Release: opens the chunk; pairs with the acquire loads of head in
+	 * chunk_pop() and in_chunk(). */
+	vmres__u64_store_release(&ch->head, head_pack(head, top));
+	count_stacked(c, ch->count);
+	return VMRES_OK;
+}
+
+/*
+ * Closes @ch if all of its blocks are on its stack, and gives its arena
+ * back. Busy held (invariant 5). The walk reads the links of stacked blocks,
+ * which nobody writes while they stay stacked, and the CAS succeeds only if
+ * head did not move since the load, so the walk saw the whole stack.
+ */
+static bool chunk_close(struct vmres_system *sys, struct vmres__reserve_class *c,
+			struct vmres__reserve_chunk *ch)
+{
+	/* Acquire: pairs with the CAS of the last push, so its link is seen. */
+	uint64_t old = vmres__u64_load_acquire(&ch->head);
+	uint64_t at = old & 0xffffffffu;
+	uint32_t n = 0;
+	unsigned char *arena;
+
+	if (at == CLOSED)
+		return false;
+	while (at && n <= ch->count) {
+		n++;
+		/* Relaxed: ordered by the acquire above (the pushes' CASes). */
+		at = vmres__u64_load_relaxed(&ch->next[at - 1]);
+	}
+	/* Full barrier: fails if any push or pop came in between (keeps 3). */
+	if (n != ch->count || !vmres__u64_cas(&ch->head, old, head_pack(old, CLOSED)))
+		return false;
+	count_stacked(c, -(int64_t)ch->count);
+	arena = vmres__ptr_load_relaxed((void *const *)&ch->arena);
+	/* Relaxed: nobody reads arena while the chunk is closed (invariant 5). */
+	vmres__ptr_store_relaxed((void **)&ch->arena, NULL);
+	vmres__mem_free(&sys->user_mem, arena, c->block * ch->count);
+	return true;
+}
+
+/* A new, closed, unpublished chunk header of @count blocks. */
+static struct vmres__reserve_chunk *chunk_header_new(struct vmres_system *sys, uint32_t count)
+{
+	size_t bytes = sizeof(struct vmres__reserve_chunk) + (size_t)count * sizeof(uint64_t);
+	struct vmres__reserve_chunk *ch = vmres__mem_alloc(&sys->user_mem, bytes);
+
+	if (!ch)
+		return NULL;
+	*ch = (struct vmres__reserve_chunk){ .next = (uint64_t *)(void *)(ch + 1),
+					     .count = count,
+					     .head = CLOSED };
+	return ch;
+}
+
+static size_t chunk_header_bytes(const struct vmres__reserve_chunk *ch)
+{
+	return sizeof(struct vmres__reserve_chunk) + (size_t)ch->count * sizeof(uint64_t);
+}
+
+static bool class_short(struct vmres__reserve_class *c)
+{
+	return (int64_t)c->target - free_blocks_hint(c) >= (int64_t)quantum(c);
+}
+
+static bool class_over(struct vmres__reserve_class *c)
+{
+	return free_blocks_hint(c) - (int64_t)c->target >= (int64_t)quantum(c);
+}
+
+static void class_shrink(struct vmres_system *sys, struct vmres__reserve_class *c);
+
+/* A quantum or more blocks short of the target: open one more chunk. */
+static void class_refill(struct vmres_system *sys, struct vmres__reserve_class *c)
+{
+	struct vmres__reserve_chunk *ch;
+
+	if (!busy_enter(c))
+		return;
+	if (class_short(c)) {
+		/* A closed chunk to reuse? (Only the busy holder opens one.) */
+		for (ch = first_chunk(c); ch; ch = ch->older)
+			if ((vmres__u64_load_relaxed(&ch->head) & 0xffffffffu) == CLOSED)
+				break;
+		if (ch) {
+			(void)chunk_open(sys, c, ch); /* or not: a later call tries again */
+		} else if ((ch = chunk_header_new(sys, quantum(c)))) {
+			if (chunk_open(sys, c, ch) == VMRES_OK) {
+				/* Relaxed: only the busy holder writes the list. */
+				ch->older = vmres__ptr_load_relaxed((void *const *)&c->chunks);
+				/* Release: publishes the open chunk; pairs with first_chunk(). */
+				vmres__ptr_store_release((void **)&c->chunks, ch);
+			} else {
+				vmres__mem_free(&sys->user_mem, ch, chunk_header_bytes(ch));
+			}
+		}
+	}
+	busy_leave(c);
+	/* Full barrier: a shrink asked for while we held busy (class_shrink()). */
+	if (vmres__uptr_swap(&c->again, 0))
+		class_shrink(sys, c);
+}
+
+/*
+ * After a push: while the class is a quantum or more above its target,
+ * close wholly free chunks. A thread that finds busy held sets again and
+ * leaves the work to the holder, which looks again after it leaves: the
+ * request's swap comes before its failed CAS, which comes before the
+ * holder's busy_leave(), which comes before the holder's swap of again (all
+ * full barriers), so no request is lost; a chunk that fills up during a
+ * walk that passed it is closed by the pass its last push asks for.
+ */
+static void class_shrink(struct vmres_system *sys, struct vmres__reserve_class *c)
+{
+	do {
+		if (!class_over(c))
+			return;
+		if (!busy_enter(c)) {
+			/* Full barrier: before the CAS below (see above). */
+			(void)vmres__uptr_swap(&c->again, 1);
+			if (!busy_enter(c))
+				return; /* the holder will see again */
+		}
+		/* Full barrier: this pass serves every request made so far. */
+		(void)vmres__uptr_swap(&c->again, 0);
+		for (struct vmres__reserve_chunk *ch = first_chunk(c); ch; ch = ch->older) {
+			if (free_blocks_hint(c) - (int64_t)ch->count < (int64_t)c->target)
+				break;
+			if (ch != &c->base) /* the base stays open */
+				chunk_close(sys, c, ch);
+		}
+		busy_leave(c);
+		/* Full barrier: pairs with a requester's swap (see above). */
+	} while (vmres__uptr_swap(&c->again, 0));
 }
 
 static void *kind_mem_alloc(void *ctx, size_t size)
@@ -168,6 +436,12 @@ static void *kind_mem_alloc(void *ctx, size_t size)
 	struct vmres_system *sys = ctx;
 	void *p = vmres__mem_alloc(&sys->user_mem, size);
 
+	if (p && !rollback_depth) {
+		/* The hook works: make up for blocks rollbacks lent out. */
+		for (unsigned i = 0; i < VMRES__RESERVE_CLASSES; i++)
+			if (class_short(&sys->reserve.cls[i]))
+				class_refill(sys, &sys->reserve.cls[i]);
+	}
 	if (p || !rollback_depth)
 		return p;
 	p = reserve_take(&sys->reserve, size);
@@ -183,11 +457,17 @@ static void kind_mem_free(void *ctx, void *p, size_t size)
 	for (unsigned i = 0; i < VMRES__RESERVE_CLASSES; i++) {
 		struct vmres__reserve_class *c = &sys->reserve.cls[i];
 
-		if (in_arena(c, p)) {
-			size_t offset = (size_t)((unsigned char *)p - c->arena);
+		/* p's chunk is listed: it was added before p was popped. */
+		for (struct vmres__reserve_chunk *ch = first_chunk(c); ch; ch = ch->older) {
+			if (in_chunk(ch, c->block, p)) {
+				uintptr_t base = (uintptr_t)vmres__ptr_load_relaxed(
+					(void *const *)&ch->arena);
 
-			reserve_push(c, (uint32_t)(offset / c->block));
-			return;
+				chunk_push(ch, (uint32_t)(((uintptr_t)p - base) / c->block));
+				count_stacked(c, 1);
+				class_shrink(sys, c);
+				return;
+			}
 		}
 	}
 	vmres__mem_free(&sys->user_mem, p, size);
@@ -196,16 +476,11 @@ static void kind_mem_free(void *ctx, void *p, size_t size)
 static int class_init(struct vmres_system *sys, struct vmres__reserve_class *c, size_t block,
 		      uint32_t count, uint64_t *next)
 {
-	*c = (struct vmres__reserve_class){ .block = block, .count = count, .next = next };
-	c->arena = vmres__mem_alloc(&sys->user_mem, block * count);
-	if (!c->arena)
-		return VMRES_E_NOMEM;
-	/* Not shared yet: plain stores; create publishes sys to other threads. */
-	for (uint32_t i = 0; i < count; i++) {
-		next[i] = c->head & 0xffffffffu;
-		c->head = head_pack(c->head, (uint64_t)i + 1);
-	}
-	return VMRES_OK;
+	*c = (struct vmres__reserve_class){ .block = block, .target = count };
+	c->base = (struct vmres__reserve_chunk){ .next = next, .count = count, .head = CLOSED };
+	c->chunks = &c->base;
+	/* Not shared yet: create publishes sys to other threads. */
+	return chunk_open(sys, c, &c->base);
 }
 
 int vmres__reserve_init(struct vmres_system *sys)
@@ -231,23 +506,51 @@ void vmres__reserve_fini(struct vmres_system *sys)
 	/* keeps invariant 4: the per-kind allocators are gone by now */
 	for (unsigned i = 0; i < VMRES__RESERVE_CLASSES; i++) {
 		struct vmres__reserve_class *c = &sys->reserve.cls[i];
+		struct vmres__reserve_chunk *ch = c->chunks;
 
-		vmres__mem_free(&sys->user_mem, c->arena, c->block * c->count);
-		c->arena = NULL;
+		while (ch) {
+			struct vmres__reserve_chunk *older = ch->older;
+
+			if (ch->arena) /* open (a base whose create failed has none) */
+				vmres__mem_free(&sys->user_mem, ch->arena, c->block * ch->count);
+			if (ch != &c->base)
+				vmres__mem_free(&sys->user_mem, ch, chunk_header_bytes(ch));
+			ch = older;
+		}
+		c->chunks = NULL;
 	}
 }
 
 unsigned vmres__reserve_free_blocks(struct vmres_system *sys, unsigned cls)
 {
 	struct vmres__reserve_class *c = &sys->reserve.cls[cls];
-	/* Acquire: pairs with the last push's CAS (its next[] link is visible). */
-	uint64_t at = vmres__u64_load_acquire(&c->head) & 0xffffffffu;
 	unsigned count = 0;
 
 	/* Test checker: callers make sure nothing pushes or pops meanwhile. */
-	while (at && count <= c->count) {
-		count++;
-		at = vmres__u64_load_relaxed(&c->next[at - 1]);
+	for (struct vmres__reserve_chunk *ch = first_chunk(c); ch; ch = ch->older) {
+		/* Acquire: pairs with the last push's CAS (its next[] link is visible). */
+		uint64_t at = vmres__u64_load_acquire(&ch->head) & 0xffffffffu;
+		unsigned n = 0;
+
+		if (at == CLOSED)
+			continue;
+		while (at && n <= ch->count) {
+			n++;
+			at = vmres__u64_load_relaxed(&ch->next[at - 1]);
+		}
+		count += n;
 	}
+	return count;
+}
+
+unsigned vmres__reserve_blocks(struct vmres_system *sys, unsigned cls)
+{
+	struct vmres__reserve_class *c = &sys->reserve.cls[cls];
+	unsigned count = 0;
+
+	/* Test checker, quiescent callers: the blocks of open chunks. */
+	for (struct vmres__reserve_chunk *ch = first_chunk(c); ch; ch = ch->older)
+		if ((vmres__u64_load_relaxed(&ch->head) & 0xffffffffu) != CLOSED)
+			count += ch->count;
 	return count;
 }

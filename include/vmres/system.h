@@ -66,7 +66,8 @@ struct vmres_layout {
  *                    (->free still failed after every retry: for a system's
  *                    callbacks, the memory hook and the reserve both
  *                    failed); they stay allocated. 0 unless memory ran out
- *                    for a long time.
+ *                    for a long time, with no allocation succeeding in
+ *                    between to refill the reserve.
  *
  * Counters only grow; each is read atomically, the three not as one
  * snapshot.
@@ -108,8 +109,8 @@ VMRES_API void vmres_layout_x86_64_default(struct vmres_layout *out);
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @layout or @out is NULL;
  * VMRES_E_INVALID_RANGE if a present kind's span has start > end;
  * VMRES_E_OUT_OF_RANGE if a present ID kind's span goes past UINT32_MAX;
- * VMRES_E_NOMEM; VMRES_E_INVALID_ARGUMENT also if the memory hook gives an
- * ID kind's allocator a block that is not 16-aligned
+ * VMRES_E_NOMEM; VMRES_E_INVALID_ARGUMENT also if the memory hook gives the
+ * reserve or an ID kind's allocator a block that is not 16-aligned
  * (vmres_id_allocator_create_ex()). On error nothing is left allocated.
  *
  * Context: a registered thread (a failed create destroys what it built).
@@ -124,7 +125,15 @@ VMRES_API int vmres_system_create(const struct vmres_layout *layout, struct vmre
  * @out:    receives the system
  *
  * The system takes a small reserve (VMRES_SYSTEM_RESERVE_BYTES) from @mem
- * at create, which rollbacks fall back on when @mem fails.
+ * at create, which rollbacks fall back on when @mem fails. Blocks a
+ * rollback took stay with the nodes they became, which may live long, so
+ * when @mem works again an allocation that finds a quarter or more of a
+ * class of the reserve lent out takes that many blocks more from @mem; when
+ * lent blocks come back, the reserve gives the extra ones back to @mem. So
+ * it can hold more than its size at create while blocks it lent are in use
+ * (at most a quarter of a class more per such block, as extra blocks come
+ * and go in chunks of a quarter), and less than a quarter more per class
+ * once they are all back (from the next allocation on, at the latest).
  *
  * Return: as vmres_system_create(); also VMRES_E_INVALID_ARGUMENT if @mem
  * lacks alloc or free.
@@ -134,7 +143,7 @@ VMRES_API int vmres_system_create(const struct vmres_layout *layout, struct vmre
 VMRES_API int vmres_system_create_ex(const struct vmres_layout *layout,
 				     const struct vmres_mem_ops *mem, struct vmres_system **out);
 
-/* Bytes of the rollback reserve each system takes from its memory hook. */
+/* Bytes of the rollback reserve each system takes from its memory hook at create. */
 #define VMRES_SYSTEM_RESERVE_BYTES (256u * 256u)
 
 /**

@@ -120,6 +120,11 @@ static inline void *vmres__ptr_load_acquire(void *const *p)
 	return (void *)vmres__uptr_load_acquire((const uintptr_t *)p);
 }
 
+static inline void vmres__ptr_store_relaxed(void **p, void *v)
+{
+	vmres__uptr_store_relaxed((uintptr_t *)p, (uintptr_t)v);
+}
+
 static inline void vmres__ptr_store_release(void **p, void *v)
 {
 	vmres__uptr_store_release((uintptr_t *)p, (uintptr_t)v);

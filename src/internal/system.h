@@ -20,12 +20,14 @@
 	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /*
- * The rollback reserve: two classes of blocks, each cut from one arena taken
- * from the embedder's hook at create (system_reserve.c). Small blocks fit
- * tree and list nodes, large ones the address allocator's version records
- * (which grow with the tree's height). Each class is a lock-free stack
- * (Treiber) of block indices; the head packs a version in its high 32 bits
- * against ABA, the index + 1 (0 = empty) in the low 32.
+ * The rollback reserve: two classes of blocks (system_reserve.c). Small
+ * blocks fit tree and list nodes, large ones the address allocator's version
+ * records (which grow with the tree's height). A class's blocks are cut from
+ * chunks: its base chunk, whose arena is taken from the embedder's hook at
+ * create, and the chunks refills open later (and shrinks close). Each chunk
+ * is a lock-free stack (Treiber) of its block indices; the head packs a
+ * version in its high 32 bits against ABA, the index + 1 (0 = empty, all
+ * ones = closed) in the low 32.
  */
 #define VMRES__RESERVE_SMALL_BLOCK 128u
 #define VMRES__RESERVE_SMALL_COUNT 256u
@@ -38,12 +40,22 @@ _Static_assert(VMRES__RESERVE_SMALL_BLOCK *VMRES__RESERVE_SMALL_COUNT +
 		       VMRES_SYSTEM_RESERVE_BYTES,
 	       "the reserve's classes add up to what system.h promises");
 
-struct vmres__reserve_class {
-	unsigned char *arena; /* block * count bytes, aligned as the hook aligns */
-	size_t block;
-	uint32_t count;
-	uint64_t head;	/* version << 32 | (top index + 1) */
+struct vmres__reserve_chunk {
+	struct vmres__reserve_chunk *older; /* the next chunk of the class's list */
+	unsigned char *arena;		    /* atomic: count blocks, 16-aligned; NULL closed */
 	uint64_t *next; /* next[i]: the link below block i while it is stacked */
+	uint32_t count;
+	uint64_t head; /* version << 32 | (top index + 1), or | CLOSED */
+};
+
+struct vmres__reserve_class {
+	size_t block;
+	uint32_t target; /* blocks at create: refills keep it, shrinks come back to it */
+	struct vmres__reserve_chunk *chunks; /* newest first, base last */
+	uint64_t stacked;		     /* atomic: free blocks, open chunks */
+	uintptr_t busy;			     /* atomic: 1 while a refill or shrink runs */
+	uintptr_t again;		     /* atomic: 1 when a shrink was asked for while busy */
+	struct vmres__reserve_chunk base;
 };
 
 struct vmres__reserve {
@@ -91,7 +103,9 @@ void vmres__system_count(struct vmres_system *sys, size_t counter_offset);
 #define VMRES__COUNT(sys, field) \
 	vmres__system_count((sys), offsetof(struct vmres_system_counters, field))
 
-/* Checker for tests: blocks currently stacked in class @cls (quiescent callers only). */
+/* Checkers for tests (quiescent callers only): blocks now stacked in class
+ * @cls, and all of its blocks (stacked or lent), over all its chunks. */
 unsigned vmres__reserve_free_blocks(struct vmres_system *sys, unsigned cls);
+unsigned vmres__reserve_blocks(struct vmres_system *sys, unsigned cls);
 
 #endif /* VMRES_INTERNAL_SYSTEM_H */
