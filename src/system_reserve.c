@@ -43,8 +43,9 @@
  * chunks that are wholly free, other than the base, while the class stays
  * at or above its target, and gives their arenas back to the hook. A push
  * that finds busy held sets the class's again flag, and the holder makes
- * one more pass when it leaves, so the last block to come back always
- * leads to a pass (class_shrink()). A chunk stays open while any of
+ * one more pass when it leaves; a refill checks the count again when it
+ * leaves. So the last block to come back always leads to a pass
+ * (class_shrink(), class_refill()). A chunk stays open while any of
  * its blocks is lent, so a class holds at most its target plus a quantum
  * per lent block (plus one), and less than a quantum above its target once
  * every block is back. Headers (40 bytes and 8 per block) stay until
@@ -198,7 +199,9 @@ static bool in_chunk(struct vmres__reserve_chunk *ch, size_t block, const void *
 	 * Acquire: pairs with the open's release, so arena is this opening's. A
 	 * block of @ch is owned by our caller, so @ch stays open meanwhile; any
 	 * other p was allocated by the hook after every close of @ch that gave
-	 * an arena holding p back, so we see that close (or a later open).
+	 * an arena holding p back, so we see that close (or a later open). That
+	 * needs a hook whose free of an address happens before its reuse, as
+	 * with any allocator that does not hand out memory still in use.
 	 */
 	uint64_t head = vmres__u64_load_acquire(&ch->head);
 	uintptr_t base, q = (uintptr_t)p;
@@ -393,8 +396,14 @@ static void class_refill(struct vmres_system *sys, struct vmres__reserve_class *
 		}
 	}
 	busy_leave(c);
-	/* Full barrier: a shrink asked for while we held busy (class_shrink()). */
-	if (vmres__uptr_swap(&c->again, 0))
+	/*
+	 * Full barrier: a shrink asked for while we held busy (class_shrink()).
+	 * Or blocks came back while we opened the chunk: their pushers read the
+	 * count before our add and so asked for nothing, but we read it after
+	 * both adds (each a full-barrier faa), so whichever add came last, its
+	 * thread sees the class over its target and shrinks.
+	 */
+	if (vmres__uptr_swap(&c->again, 0) || class_over(c))
 		class_shrink(sys, c);
 }
 
