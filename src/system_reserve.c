@@ -192,8 +192,8 @@ static void *chunk_pop(struct vmres__reserve_chunk *ch, size_t block)
 	}
 }
 
-/* Whether @p is a block of @ch, which is open (invariant 5). */
-static bool in_chunk(struct vmres__reserve_chunk *ch, size_t block, const void *p)
+/* @p's block index in @ch, or -1 if @p is not a block of open @ch (invariant 5). */
+static int64_t chunk_index(struct vmres__reserve_chunk *ch, size_t block, const void *p)
 {
 	/*
 	 * Acquire: pairs with the open's release, so arena is this opening's. A
@@ -207,9 +207,9 @@ static bool in_chunk(struct vmres__reserve_chunk *ch, size_t block, const void *
 	uintptr_t base, q = (uintptr_t)p;
 
 	if ((head & 0xffffffffu) == CLOSED)
-		return false;
+		return -1;
 	base = (uintptr_t)vmres__ptr_load_relaxed((void *const *)&ch->arena);
-	return q >= base && q - base < block * ch->count;
+	return q >= base && q - base < block * ch->count ? (int64_t)((q - base) / block) : -1;
 }
 
 static struct vmres__reserve_chunk *first_chunk(struct vmres__reserve_class *c)
@@ -300,7 +300,7 @@ static int chunk_open(struct vmres_system *sys, struct vmres__reserve_class *c,
 		top = (uint64_t)i + 1;
 	}
 	/* Release: opens the chunk; pairs with the acquire loads of head in
-	 * chunk_pop() and in_chunk(). */
+	 * chunk_pop() and chunk_index(). */
 	vmres__u64_store_release(&ch->head, head_pack(head, top));
 	count_stacked(c, ch->count);
 	return VMRES_OK;
@@ -468,11 +468,10 @@ static void kind_mem_free(void *ctx, void *p, size_t size)
 
 		/* p's chunk is listed: it was added before p was popped. */
 		for (struct vmres__reserve_chunk *ch = first_chunk(c); ch; ch = ch->older) {
-			if (in_chunk(ch, c->block, p)) {
-				uintptr_t base = (uintptr_t)vmres__ptr_load_relaxed(
-					(void *const *)&ch->arena);
+			int64_t index = chunk_index(ch, c->block, p);
 
-				chunk_push(ch, (uint32_t)(((uintptr_t)p - base) / c->block));
+			if (index >= 0) {
+				chunk_push(ch, (uint32_t)index);
 				count_stacked(c, 1);
 				class_shrink(sys, c);
 				return;

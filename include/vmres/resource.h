@@ -153,9 +153,10 @@ VMRES_API bool vmres_kind_is_id(enum vmres_kind kind);
  * First every request is checked, with nothing taken: its kind must have a
  * callback with both ->allocate and ->free, and a request served by a system
  * allocator's callback must be of that callback's kind and pass the checks
- * of vmres_system_allocate_ex()'s first phase. The first request that fails a check gives that error and
- * its index, even if an earlier request would have failed when taken. Then
- * the resources are taken in index order through table[reqs[i].kind]->allocate.
+ * of vmres_system_allocate_ex()'s first phase. The first request that fails
+ * a check gives that error and its index, even if an earlier request would
+ * have failed when taken. Then the resources are taken in index order
+ * through table[reqs[i].kind]->allocate.
  * If one fails, the ones this call already took are given back through their
  * ->free, last first, before the call returns that first failure's error.
  * This is what vmres_system_allocate_ex() does for a system allocator's own
@@ -182,8 +183,8 @@ VMRES_API bool vmres_kind_is_id(enum vmres_kind kind);
  * VMRES_E_NOT_FOUND if the table has no callback for a request's kind, or
  * its callback lacks ->allocate or ->free; VMRES_E_INVALID_ARGUMENT also if
  * the table gives a request a system callback of another kind; a system
- * callback's check error (see vmres_system_allocate_ex()); otherwise the error of the first
- * ->allocate that failed.
+ * callback's check error (see vmres_system_allocate_ex()); otherwise the
+ * error of the first ->allocate that failed.
  *
  * Context: any registered thread, outside any RCU read-side section: a
  * rollback whose ->free answers VMRES_E_NOMEM waits on an RCU barrier.

@@ -133,7 +133,7 @@ VMRES_API int vmres_system_create(const struct vmres_layout *layout, struct vmre
  * it can hold more than its size at create while blocks it lent are in use
  * (at most a quarter of a class more per such block, as extra blocks come
  * and go in chunks of a quarter), and less than a quarter more per class
- * once they are all back (from the next allocation on, at the latest).
+ * once they are all back.
  *
  * Return: as vmres_system_create(); also VMRES_E_INVALID_ARGUMENT if @mem
  * lacks alloc or free.
