@@ -14,7 +14,9 @@
  *
  * Invariants (continuing those of src/id.c):
  *  8. Each index level is sorted by key (equal keys possible for a moment:
- *     a dying node and the new node of the same ID).
+ *     a dying node and the new node of the same ID, not necessarily in the
+ *     same order on every level, as their builders race; so a search goes
+ *     down a level only from a node whose key is below the one it seeks).
  *  9. A node enters an index level only after it is in the list, and only
  *     by its builder, before the builder drops its reference; a marked up[l]
  *     never changes again. (The builder may still link n at level l just
@@ -358,11 +360,46 @@ static uintptr_t *up_slot(struct vmres_id_allocator *ids, struct id_node *pred, 
 
 /*
  * Walks the index top-down. At each level l it stops at the first node that
- * is not below @key, or, with @target, at the first node past @key's equals
- * (so @target, marked, is snipped on the way). Marked nodes it passes are
- * snipped (invariant 9); a failed snip restarts from the top. preds[l] gets
- * the node (NULL: the head) whose up slot points to succs[l].
+ * is not below @key. Marked nodes it passes are snipped (invariant 9); a
+ * failed snip restarts from the top. preds[l] gets the node (NULL: the head)
+ * whose up slot points to succs[l]. With @target (marked at every level), it
+ * also walks the run of @key's equals after preds[l] with a cursor of its
+ * own, snipping @target wherever it sits in the run, and still goes down
+ * from preds[l]: equal keys may sit in one order on one level and in the
+ * other order on the next (invariant 8), so a node of the run is no place to
+ * go down from; the level below could have @target before it.
  */
+/*
+ * From @slot, which points to @cur (the first node of level @l + 1 not below
+ * @key), walks the nodes whose key is @key and snips every marked one: the
+ * final search's target is among them if it is still at this level (it is
+ * marked at every level by then). Returns false when a snip lost a race, so
+ * the caller starts again from the top.
+ */
+static bool index_snip_in_run(int l, uint32_t key, uintptr_t *slot, uintptr_t cur)
+{
+	while (cur) {
+		struct id_node *c = (struct id_node *)cur;
+		/* Acquire: pairs with the CAS that linked the node after c, so its
+		 * key is visible. */
+		uintptr_t next = vmres__uptr_load_acquire(&c->up[l]);
+
+		VMRES__ID_COUNT_STEP();
+		if (next & ID_UP_MARK) {
+			/* Full barrier; snip c, keeps invariant 8. */
+			if (!vmres__uptr_cas(slot, cur, next & ~ID_UP_MARK))
+				return false;
+			cur = next & ~ID_UP_MARK;
+			continue;
+		}
+		if (c->key != key)
+			return true;
+		slot = &c->up[l];
+		cur = next;
+	}
+	return true;
+}
+
 static void index_find(struct vmres_id_allocator *ids, uint32_t key, const struct id_node *target,
 		       struct id_node **preds, struct id_node **succs)
 {
@@ -401,7 +438,7 @@ retry:;
 				cur = next & ~ID_UP_MARK;
 				continue;
 			}
-			if (c->key < key || (target && c != target && c->key == key)) {
+			if (c->key < key) {
 				pred = c;
 				slot = &c->up[l];
 				cur = next;
@@ -409,6 +446,8 @@ retry:;
 			}
 			break;
 		}
+		if (target && !index_snip_in_run(l, key, slot, cur))
+			goto retry;
 		if (preds)
 			preds[l] = pred;
 		if (succs)

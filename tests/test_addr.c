@@ -302,7 +302,8 @@ static int reenter_fn(void *ctx, struct vmres_range r, uint64_t tag)
 static void test_addr_foreach_callback_reenters(void **state)
 {
 	(void)state;
-	struct vmres_test_mem tm;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem tm;
 	struct vmres_mem_ops ops;
 	struct reenter c = { 0 };
 	struct collect after = { .stop_at = -1 };
@@ -571,7 +572,8 @@ static void churn_slots(struct vmres_addr_allocator *a, unsigned slots, unsigned
 static void pool_churn(bool pool, int64_t *hook_allocs, int64_t *pooled_bytes)
 {
 	const unsigned slots = 256, pairs = 300;
-	struct vmres_test_mem tm;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem tm;
 	struct vmres_mem_ops ops;
 	struct vmres_addr_allocator *a = NULL;
 	int64_t before, live;
@@ -614,7 +616,8 @@ static void pool_churn(bool pool, int64_t *hook_allocs, int64_t *pooled_bytes)
 static void test_addr_failed_update_returns_spare_after_grace_period(void **state)
 {
 	(void)state;
-	struct vmres_test_mem tm;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem tm;
 	struct vmres_mem_ops ops;
 	struct vmres_addr_allocator *a = NULL;
 	struct vmres_addr_request q = { 0x1000, 0x1000, VMRES_FIRST_MATCH, 0, 7 };
@@ -672,7 +675,8 @@ static void test_addr_pool_recycles_bounded(void **state)
 static void test_addr_memory_accounting(void **state)
 {
 	(void)state;
-	struct vmres_test_mem tm;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem tm;
 	struct vmres_mem_ops ops;
 	struct vmres_addr_allocator *a = NULL;
 	int64_t empty_bytes;

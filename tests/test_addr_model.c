@@ -347,7 +347,8 @@ static void run_workload(uint64_t seed, unsigned kind, unsigned ops, bool inject
 {
 	struct workload w = { .rng = seed };
 	struct model m = { 0 };
-	struct vmres_test_mem tm;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem tm;
 	struct vmres_mem_ops ops_hook;
 	struct vmres_addr_allocator *a = NULL;
 	struct injector inj = { &tm, 0 };
@@ -417,7 +418,8 @@ static void test_addr_nomem_at_every_allocation_point(void **state)
 static void test_addr_create_nomem(void **state)
 {
 	(void)state;
-	struct vmres_test_mem tm;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem tm;
 	struct vmres_mem_ops ops;
 	struct vmres_addr_allocator *a = (void *)1;
 	int64_t k;

@@ -645,7 +645,8 @@ static void fails_cleanly(struct vmres_id_allocator *ids, struct vmres_test_mem 
 static void test_id_nomem_leaves_state_unchanged(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
 	uint32_t id;
@@ -708,7 +709,8 @@ static void test_id_random_nomem_and_no_leak(void **state)
 	(void)state;
 	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", "test_id_random_nomem_and_no_leak");
 	uint64_t rng = seed;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
 	struct model m;
@@ -863,7 +865,8 @@ static void test_id_tallest_tower(void **state)
 static void test_id_pool_reuses_bounded_and_drains(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
 	int64_t pooled, made, failures, reused = 0;
@@ -946,7 +949,8 @@ static void test_id_pool_reuses_bounded_and_drains(void **state)
 static void test_id_pool_small_range_stays_small(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
 	int64_t allocs = 0;

@@ -113,7 +113,8 @@ static void stall_at(struct vmres_id_allocator *ids, struct id_node *n, enum sta
 
 static void run_stalled(enum stall stall)
 {
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
 	struct id_node *n;
@@ -193,7 +194,8 @@ static void test_id_stalled_after_mark(void **state)
 static void test_id_stalled_builder(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
 	struct vmres__pair head;
@@ -237,6 +239,92 @@ static void test_id_stalled_builder(void **state)
 	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
 }
 
+/*
+ * Equal keys in different orders on different index levels (invariant 8),
+ * from three stalled threads, all for ID 5 (reconstructed step by step):
+ *   B, free(5): publishes X = [5, 5] in the list, stops before indexing it;
+ *   C, alloc_at(5): takes X (DEL, freeze, unlink), stops before marking X;
+ *   D, free(5): publishes N = [5, 5] (same key, same height), links N at
+ *      index level 1 (up[0]), stops;
+ *   B resumes: X goes in front of N at level 1, alone at the levels above;
+ *   D resumes: N goes in front of X at every level above 1;
+ *   C resumes: marks X, drops the last reference, runs the final search.
+ * That search must take X out of level 1 too, although at level 2 it meets
+ * X behind N: going down from N would start level 1 behind X. A node left
+ * in the index after its retirement is reused or freed under it.
+ */
+static void test_id_equal_keys_in_other_orders(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct vmres__pair head;
+	struct id_node *x;
+	struct id_node *n;
+	uint32_t id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	/* B: a node keyed 5 with two index levels or more (other salts, as in
+	 * test_id_stalled_builder), published in front of [10, 99]. */
+	while ((x = vmres__id_node_alloc(ids, 5, true)) != NULL && x->height < 2) {
+		vmres__id_node_free_now(ids, x);
+		ids->height_salt += 0x9e3779b97f4a7c15ull;
+	}
+	assert_non_null(x);
+	head = vmres__pair_load(&ids->head);
+	x->link = head;
+	assert_true(vmres__pair_cas(
+		&ids->head, head,
+		(struct vmres__pair){ (uint64_t)(uintptr_t)x, id_bounds_make(5, 5) }));
+	/* C: the take, the freeze and the unlink. */
+	stall_at(ids, x, STALL_UNLINKED);
+	/* D: N in the list, then at index level 1 only (quiescent stores). */
+	n = vmres__id_node_alloc(ids, 5, true);
+	assert_non_null(n);
+	assert_int_equal(n->height, x->height);
+	head = vmres__pair_load(&ids->head);
+	n->link = head;
+	assert_true(vmres__pair_cas(
+		&ids->head, head,
+		(struct vmres__pair){ (uint64_t)(uintptr_t)n, id_bounds_make(5, 5) }));
+	if (ids->index_top < n->height)
+		ids->index_top = n->height;
+	n->up[0] = ids->head_up[0];
+	ids->head_up[0] = (uintptr_t)n;
+	/* B resumes: X in front of N at level 1, first at the levels above. */
+	vmres__id_index_insert(ids, x);
+	assert_int_equal(ids->head_up[0], (uintptr_t)x);
+	assert_int_equal(x->up[0], (uintptr_t)n);
+	/* D resumes: N in front of X at every level above 1; its builder's
+	 * reference goes. */
+	for (uint32_t l = 1; l < n->height; l++) {
+		assert_int_equal(ids->head_up[l], (uintptr_t)x);
+		n->up[l] = (uintptr_t)x;
+		ids->head_up[l] = (uintptr_t)n;
+	}
+	n->refs--;
+	/* C resumes: X out of every level, then retired. */
+	vmres__id_node_unlinked(ids, x);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	for (uint32_t l = 0; l < n->height; l++)
+		assert_int_equal(ids->head_up[l], (uintptr_t)n);
+
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 5);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 10);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_id_stalled_after_unlink),
 		cmocka_unit_test(test_id_stalled_after_mark),
 		cmocka_unit_test(test_id_stalled_builder),
+		cmocka_unit_test(test_id_equal_keys_in_other_orders),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

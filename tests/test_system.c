@@ -223,7 +223,8 @@ static void test_system_create_refuses_misaligned_hook(void **state)
 static void test_system_create_nomem_at_every_point(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_layout l;
 	struct vmres_system *sys;
 	int err = VMRES_E_NOMEM;
@@ -258,7 +259,8 @@ static void test_system_create_nomem_at_every_point(void **state)
 static void test_system_case_lightweight_vmm(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops;
 	struct vmres_layout l = { 0 };
 	struct vmres_system *sys;
@@ -389,7 +391,8 @@ static void assert_dispatches_to(struct vmres_system *sys, const struct device *
 static void test_system_case_callbacks_register_unregister(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct device_manager dm;
 	struct device devs[8];
@@ -448,7 +451,8 @@ static void test_system_case_callbacks_register_unregister(void **state)
 static void test_system_callbacks_check_their_kind(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_allocator *irq, *pio;
 	struct vmres_resource r;
@@ -505,7 +509,8 @@ static void test_system_callbacks_check_their_kind(void **state)
 static void test_system_case_firmware_assigned(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct device_manager dm;
 	struct vmres_resource got[4], slot, clash_got[3];
@@ -589,7 +594,8 @@ static void test_system_case_firmware_assigned(void **state)
 static void test_system_rollback_when_middle_kind_exhausted(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_resource irqs[19], got[5], again;
 	struct vmres_system_counters c;
@@ -653,7 +659,8 @@ struct bad_case {
 static void test_system_bad_requests_are_refused(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_layout l;
 	struct vmres_resource out[3];
@@ -811,7 +818,8 @@ static void test_system_bad_requests_are_refused(void **state)
 static void test_system_bad_frees_and_lookups(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_resource held[2], r, bad;
 	size_t failed;
@@ -946,7 +954,8 @@ static void test_system_bad_frees_and_lookups(void **state)
 static void test_system_nomem_at_every_point_rolls_back(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_system_counters c;
 	struct vmres_resource got[6];
@@ -1050,7 +1059,8 @@ static int outage_free(struct vmres_allocator *self, const struct vmres_resource
 static void test_system_reserve_refills_after_outages(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_system_counters c;
 	struct outage_allocator outage = { { outage_allocate, outage_free }, NULL, &mem };
@@ -1126,7 +1136,8 @@ static void test_system_reserve_refills_after_outages(void **state)
 static void test_system_free_nomem_keeps_resource(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_resource got[2];
 	const struct vmres_request reqs[] = { id_req(VMRES_DEVICE_ID, 5),
@@ -1177,7 +1188,8 @@ static void test_system_free_nomem_keeps_resource(void **state)
 static void test_system_callbacks_refuse_null_self(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_resource r = { 0 };
 
@@ -1207,7 +1219,8 @@ static void test_system_callbacks_refuse_null_self(void **state)
 static void test_system_failure_at_each_index_rolls_back(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system *sys;
 	struct vmres_layout l;
 	struct vmres_resource held[VMRES_KIND_COUNT], got[VMRES_KIND_COUNT];
@@ -1260,7 +1273,8 @@ static void test_system_failure_at_each_index_rolls_back(void **state)
 static void test_system_edge_spans(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_mem_ops ops = vmres_test_mem_ops(&mem);
 	struct vmres_layout l = { 0 };
 	struct vmres_system *sys = NULL;
@@ -1313,7 +1327,8 @@ static void test_system_edge_spans(void **state)
 static void test_system_destroy_after_reserve_rollback(void **state)
 {
 	(void)state;
-	struct vmres_test_mem mem;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
 	struct vmres_system_counters c = { 0 };
 	const struct vmres_request batch[] = { addr_req(VMRES_PIO, 8, 8, 1),
 					       addr_req(VMRES_MMIO32, 0x1000, 0x1000, 1),
