@@ -213,14 +213,19 @@ uint64_t vmres__addr_pool_drain(struct vmres_addr_allocator *a)
 	uint64_t blocks = 0;
 	struct addr_version *s;
 
-	/* No other call runs (documented): nobody pops. Callbacks still queued
-	 * may push meanwhile; destroy drains after its barrier. */
-	vmres__rcu_read_lock();
-	while ((s = pool_take(a)) != NULL) {
+	/*
+	 * No other call runs (documented): nobody else pops, so no pop here can
+	 * meet a spare that came back (no ABA) and none needs a read-side
+	 * section, which an offline qsbr thread calling destroy could not be in.
+	 * Callbacks still queued may push meanwhile; destroy drains after its
+	 * barrier.
+	 */
+	while ((s = (struct addr_version *)vmres__rcu_stack_pop(
+			&a->pool, offsetof(struct addr_version, pool_next))) != NULL) {
+		vmres__rcu_stack_unreserve(&a->pool, spare_units(s)); /* s is ours */
 		blocks += (uint64_t)s->retire_count + 1;
 		version_free_all(s);
 	}
-	vmres__rcu_read_unlock();
 	return blocks;
 }
 

@@ -77,9 +77,10 @@ VMRES_API void vmres_thread_online(void);
  * vmres_rcu_barrier() - wait until every retired node has left RCU's hands
  *
  * Waits for all RCU callbacks queued so far (by any allocator) to run: every
- * node retired before the call has then been freed, or, for an ID
- * allocator, put in its bounded pool of nodes for reuse (docs/design.md,
- * "Node pools"; fewer than 32 per node size may still wait for a batch).
+ * node retired before the call has then been freed, or put in its
+ * allocator's bounded pool for reuse (docs/design.md: an ID allocator's
+ * "Node pools", where fewer than 32 per node size may still wait for a
+ * batch; an address allocator's pool of retired versions and their nodes).
  * What an allocator pools goes back to its hook at destroy, so after
  * destroying every allocator and calling this, a leak checker sees no
  * libvmres memory.
