@@ -179,6 +179,15 @@ bool vmres__system_owns_callback(const struct vmres_allocator *a)
 
 /* ---- create / destroy ---- */
 
+/* Whether kinds @a and @b are both present and their spans share a unit. */
+static bool spans_overlap(const struct vmres_layout *layout, enum vmres_kind a, enum vmres_kind b)
+{
+	const struct vmres_range *x = &layout->span[a];
+	const struct vmres_range *y = &layout->span[b];
+
+	return layout->present[a] && layout->present[b] && x->start <= y->end && y->start <= x->end;
+}
+
 static int check_layout(const struct vmres_layout *layout)
 {
 	for (size_t k = 0; k < VMRES_KIND_COUNT; k++) {
@@ -188,7 +197,13 @@ static int check_layout(const struct vmres_layout *layout)
 			return VMRES_E_INVALID_RANGE;
 		if (vmres_kind_is_id((enum vmres_kind)k) && layout->span[k].end > UINT32_MAX)
 			return VMRES_E_OUT_OF_RANGE; /* keeps invariant 3 */
+		if (k == VMRES_MMIO32 && layout->span[k].end > UINT32_MAX)
+			return VMRES_E_OUT_OF_RANGE; /* a 32-bit BAR cannot reach it */
 	}
+	/* Two kinds of one space would hand one unit to two devices. */
+	if (spans_overlap(layout, VMRES_MMIO32, VMRES_MMIO64) ||
+	    spans_overlap(layout, VMRES_LEGACY_IRQ, VMRES_MSI_GSI))
+		return VMRES_E_INVALID_RANGE;
 	return VMRES_OK;
 }
 

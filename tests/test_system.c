@@ -182,6 +182,59 @@ static void test_system_create_rejects_bad_layouts(void **state)
 	vmres_system_destroy(NULL); /* no crash */
 }
 
+/*
+ * Kinds of one space (MMIO32 and MMIO64: guest-physical addresses;
+ * LEGACY_IRQ and MSI_GSI: GSIs) may not overlap, or one batch could give one
+ * address or GSI to two devices; MMIO32 ends below 4 GiB. Touching spans
+ * are fine, and an absent kind's span is ignored.
+ */
+static void test_system_create_rejects_overlapping_spaces(void **state)
+{
+	(void)state;
+	struct vmres_layout l;
+	struct vmres_system *sys = NULL;
+
+	vmres_layout_x86_64_default(&l);
+	l.span[VMRES_MMIO64] = (struct vmres_range){ 0xe7fff000, 0x4fffffffffull };
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_E_INVALID_RANGE);
+	l.span[VMRES_MMIO64] =
+		(struct vmres_range){ 0x100000, 0xc0000000 }; /* MMIO32's first byte */
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_E_INVALID_RANGE);
+	l.present[VMRES_MMIO32] = false;
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
+	l.present[VMRES_MMIO32] = true;
+	l.span[VMRES_MMIO64] = (struct vmres_range){ 0xe8000000, 0x4fffffffffull }; /* touching */
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
+
+	vmres_layout_x86_64_default(&l);
+	l.span[VMRES_MSI_GSI] = (struct vmres_range){ 23, 4095 }; /* shares GSI 23 */
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_E_INVALID_RANGE);
+	l.span[VMRES_MSI_GSI] = (struct vmres_range){ 0, 4 }; /* below, touching */
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
+	l.span[VMRES_MSI_GSI] = (struct vmres_range){ 0, 4095 }; /* around */
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_E_INVALID_RANGE);
+	l.present[VMRES_LEGACY_IRQ] = false;
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
+
+	vmres_layout_x86_64_default(&l);
+	l.span[VMRES_MMIO64] = (struct vmres_range){ 0x200000000ull, 0x4fffffffffull };
+	l.span[VMRES_MMIO32] = (struct vmres_range){ 0xc0000000, 0x100000000ull };
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_E_OUT_OF_RANGE);
+	l.span[VMRES_MMIO32] = (struct vmres_range){ 0xc0000000, 0xffffffff };
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
+	/* Other kinds share no space: PIO over the same numbers is fine. */
+	l.span[VMRES_PIO] = (struct vmres_range){ 0, 0xffff };
+	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ 5, 4095 };
+	l.span[VMRES_MEM_SLOT] = (struct vmres_range){ 5, 4095 };
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
+}
+
 /* Every allocation create makes can fail; each failure leaves nothing behind. */
 /* A hook that breaks its contract: every block only 8-aligned. */
 static int64_t misaligned_live; /* atomic */
@@ -1419,6 +1472,7 @@ int main(void)
 		cmocka_unit_test(test_system_default_layout_values),
 		cmocka_unit_test(test_system_kind_names_and_classes),
 		cmocka_unit_test(test_system_create_rejects_bad_layouts),
+		cmocka_unit_test(test_system_create_rejects_overlapping_spaces),
 		cmocka_unit_test(test_system_create_nomem_at_every_point),
 		cmocka_unit_test(test_system_create_refuses_misaligned_hook),
 		cmocka_unit_test(test_system_case_lightweight_vmm),

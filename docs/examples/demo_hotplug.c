@@ -276,10 +276,14 @@ static void report(struct hotplug_shared *sh, struct vcpu *vcpus, unsigned nvcpu
 	       (unsigned long long)total);
 	res->wrong_dispatches += wrong;
 	res->errors += atomic_load(&sh->bad);
-	if (!total) {
-		printf("    UNEXPECTED: no exit was dispatched\n");
-		res->errors++;
-	}
+	/*
+	 * Not an error: on a busy or one-CPU machine a short run may never have
+	 * a vCPU and a hotplug thread running at once, so every exit meets an
+	 * empty slot. Say so, since then no lookup was checked.
+	 */
+	if (!total)
+		printf("    note: no exit met a plugged device, so no lookup was checked (a "
+		       "short run, or too few CPUs for vCPU and hotplug threads to overlap)\n");
 }
 
 static void teardown_devices(struct hotplug_shared *sh, struct demo_result *res)

@@ -31,10 +31,13 @@ extern "C" {
 /**
  * enum vmres_kind - the resources a VMM hands to devices
  * @VMRES_PIO:        x86 port I/O space (address kind)
- * @VMRES_MMIO32:     MMIO window below 4 GiB (address kind)
- * @VMRES_MMIO64:     MMIO window above 4 GiB (address kind)
+ * @VMRES_MMIO32:     MMIO window below 4 GiB (address kind; a system's
+ *                    span must end by 0xffffffff)
+ * @VMRES_MMIO64:     MMIO window for 64-bit BARs, usually above 4 GiB
+ *                    (address kind; a system's span may not overlap MMIO32's)
  * @VMRES_LEGACY_IRQ: legacy IRQ / GSI numbers (ID kind)
- * @VMRES_MSI_GSI:    GSIs for MSI/MSI-X routes (ID kind)
+ * @VMRES_MSI_GSI:    GSIs for MSI/MSI-X routes (ID kind; a system's span may
+ *                    not overlap LEGACY_IRQ's: both are GSIs)
  * @VMRES_DEVICE_ID:  device instance IDs (ID kind)
  * @VMRES_MEM_SLOT:   KVM memory slots (ID kind)
  * @VMRES_KIND_COUNT: number of kinds, not a kind

@@ -107,11 +107,15 @@ VMRES_API void vmres_layout_x86_64_default(struct vmres_layout *out);
  * Uses the process-wide memory hook (vmres_mem_set_default()).
  *
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @layout or @out is NULL;
- * VMRES_E_INVALID_RANGE if a present kind's span has start > end;
- * VMRES_E_OUT_OF_RANGE if a present ID kind's span goes past UINT32_MAX;
+ * VMRES_E_INVALID_RANGE if a present kind's span has start > end, or if the
+ * spans of two present kinds of one space overlap (MMIO32 and MMIO64: both
+ * guest-physical addresses; LEGACY_IRQ and MSI_GSI: both GSIs), which would
+ * hand one unit to two devices; VMRES_E_OUT_OF_RANGE if a present ID kind's
+ * span goes past UINT32_MAX, or MMIO32's past 4 GiB - 1 (0xffffffff);
  * VMRES_E_NOMEM; VMRES_E_INVALID_ARGUMENT also if the memory hook gives the
- * reserve or an ID kind's allocator a block that is not 16-aligned
- * (vmres_id_allocator_create_ex()). On error nothing is left allocated.
+ * reserve a block that is not 16-aligned; a misaligned block for an ID
+ * kind's allocator gives VMRES_E_INVALID_ARGUMENT or VMRES_E_NOMEM, as
+ * vmres_id_allocator_create_ex() says. On error nothing is left allocated.
  *
  * Context: a registered thread (a failed create destroys what it built).
  */
