@@ -359,17 +359,6 @@ static uintptr_t *up_slot(struct vmres_id_allocator *ids, struct id_node *pred, 
 }
 
 /*
- * Walks the index top-down. At each level l it stops at the first node that
- * is not below @key. Marked nodes it passes are snipped (invariant 9); a
- * failed snip restarts from the top. preds[l] gets the node (NULL: the head)
- * whose up slot points to succs[l]. With @target (marked at every level), it
- * also walks the run of @key's equals after preds[l] with a cursor of its
- * own, snipping @target wherever it sits in the run, and still goes down
- * from preds[l]: equal keys may sit in one order on one level and in the
- * other order on the next (invariant 8), so a node of the run is no place to
- * go down from; the level below could have @target before it.
- */
-/*
  * From @slot, which points to @cur (the first node of level @l + 1 not below
  * @key), walks the nodes whose key is @key and snips every marked one: the
  * final search's target is among them if it is still at this level (it is
@@ -400,6 +389,17 @@ static bool index_snip_in_run(int l, uint32_t key, uintptr_t *slot, uintptr_t cu
 	return true;
 }
 
+/*
+ * Walks the index top-down. At each level l it stops at the first node that
+ * is not below @key. Marked nodes it passes are snipped (invariant 9); a
+ * failed snip restarts from the top. preds[l] gets the node (NULL: the head)
+ * whose up slot points to succs[l]. With @target (marked at every level), it
+ * also walks the run of @key's equals after preds[l] with a cursor of its
+ * own, snipping @target wherever it sits in the run, and still goes down
+ * from preds[l]: equal keys may sit in one order on one level and in the
+ * other order on the next (invariant 8), so a node of the run is no place to
+ * go down from; the level below could have @target before it.
+ */
 static void index_find(struct vmres_id_allocator *ids, uint32_t key, const struct id_node *target,
 		       struct id_node **preds, struct id_node **succs)
 {
