@@ -325,6 +325,153 @@ static void test_id_equal_keys_in_other_orders(void **state)
 	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
 }
 
+/* Whether @x is still linked at some index level: its level + 1, or 0; -1 on a cycle. */
+static int index_reaches(struct vmres_id_allocator *ids, const struct id_node *x)
+{
+	for (int l = 0; l < ID_INDEX_LEVELS; l++) {
+		uintptr_t cur = ids->head_up[l] & ~ID_UP_MARK;
+
+		for (int steps = 0; cur; steps++) {
+			const struct id_node *c = (const struct id_node *)cur;
+
+			if (c == x)
+				return l + 1;
+			if (steps > 1000)
+				return -1;
+			cur = c->up[l] & ~ID_UP_MARK;
+		}
+	}
+	return 0;
+}
+
+static void shuffle(int *v, int n, uint64_t *rng)
+{
+	for (int i = n - 1; i > 0; i--) {
+		int j = (int)vmres_test_rand_below(rng, (uint64_t)i + 1);
+		int t = v[i];
+
+		v[i] = v[j];
+		v[j] = t;
+	}
+}
+
+enum { EQUAL_MAX = 5 };
+
+/*
+ * One random state of the run of equal keys, built by hand (quiescent): the
+ * list is head -> [3, 3] -> M = [5, 5] -> [7, 7] -> [10, 99]; beside M, 1 to
+ * 4 dying nodes keyed 5 (unlinked, links frozen), each linked in the index
+ * up to a random level (as far as its builder got), some already marked,
+ * some with their builder's reference still held; at every level the nodes
+ * keyed 5 sit in a random order between the neighbours keyed 3 and 7. The
+ * dying nodes then resume in a random order (unlink winner, then builder
+ * where it still holds its reference), and each must be gone from every
+ * level once retired.
+ */
+static void equal_keys_round(uint64_t seed)
+{
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct id_node *n5[EQUAL_MAX], *a3, *b7, *m5;
+	int built[EQUAL_MAX], builder_holds[EQUAL_MAX], order[EQUAL_MAX];
+	uint64_t rng = seed;
+	int nn = 2 + (int)vmres_test_rand_below(&rng, EQUAL_MAX - 1);
+	uint32_t height, top, id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	/* Key 5 with 2 or 3 index levels at least (other salts until it has). */
+	for (;;) {
+		struct id_node *t = vmres__id_node_alloc(ids, 5, true);
+
+		assert_non_null(t);
+		height = t->height;
+		vmres__id_node_free_now(ids, t);
+		if (height >= 2 + (seed & 1))
+			break;
+		ids->height_salt += 0x9e3779b97f4a7c15ull;
+	}
+	for (int i = 0; i < nn; i++) {
+		n5[i] = vmres__id_node_alloc(ids, 5, true);
+		assert_non_null(n5[i]);
+	}
+	m5 = n5[nn - 1]; /* the live one */
+	a3 = vmres__id_node_alloc(ids, 3, true);
+	b7 = vmres__id_node_alloc(ids, 7, true);
+	assert_non_null(a3);
+	assert_non_null(b7);
+	b7->link = vmres__pair_load(&ids->head);
+	m5->link = (struct vmres__pair){ (uint64_t)(uintptr_t)b7, id_bounds_make(7, 7) };
+	a3->link = (struct vmres__pair){ (uint64_t)(uintptr_t)m5, id_bounds_make(5, 5) };
+	ids->head = (struct vmres__pair){ (uint64_t)(uintptr_t)a3, id_bounds_make(3, 3) };
+	a3->refs = b7->refs = m5->refs = 1; /* their builders are done */
+	for (int i = 0; i < nn - 1; i++) {
+		n5[i]->link = (struct vmres__pair){ (uint64_t)(uintptr_t)b7 | ID_LINK_FROZEN,
+						    id_bounds_make(7, 7) };
+		built[i] = (int)vmres_test_rand_below(&rng, height + 1);
+		builder_holds[i] = built[i] < (int)height ? (int)vmres_test_rand_below(&rng, 2) : 0;
+		n5[i]->refs = builder_holds[i] ? 2 : 1;
+	}
+	built[nn - 1] = (int)height;
+	top = height > a3->height ? height : a3->height;
+	ids->index_top = top > b7->height ? top : b7->height;
+	for (uint32_t l = 0; l < ID_INDEX_LEVELS; l++) {
+		struct id_node *level[EQUAL_MAX + 2];
+		int k = 0, np = 0, perm[EQUAL_MAX];
+
+		if (a3->height > l)
+			level[k++] = a3;
+		for (int i = 0; i < nn; i++)
+			if (built[i] > (int)l)
+				perm[np++] = i;
+		shuffle(perm, np, &rng);
+		for (int i = 0; i < np; i++)
+			level[k++] = n5[perm[i]];
+		if (b7->height > l)
+			level[k++] = b7;
+		ids->head_up[l] = k ? (uintptr_t)level[0] : 0;
+		for (int i = 0; i < k; i++)
+			level[i]->up[l] = i + 1 < k ? (uintptr_t)level[i + 1] : 0;
+	}
+	/* Some are marked already (invariant 9's late link looks the same). */
+	for (int i = 0; i < nn - 1; i++)
+		if (vmres_test_rand_below(&rng, 2))
+			for (uint32_t l = 0; l < height; l++)
+				n5[i]->up[l] |= ID_UP_MARK;
+	for (int i = 0; i < nn - 1; i++)
+		order[i] = i;
+	shuffle(order, nn - 1, &rng);
+	for (int i = 0; i < nn - 1; i++) {
+		struct id_node *x = n5[order[i]];
+
+		vmres__id_node_unlinked(ids, x);
+		if (builder_holds[order[i]])
+			vmres__id_index_insert(ids, x); /* finds the marks, drops the last */
+		if (index_reaches(ids, x))
+			fail_msg("seed %llu: retired node %d still indexed (%d)",
+				 (unsigned long long)seed, order[i], index_reaches(ids, x));
+	}
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+}
+
+/* test_id_equal_keys_in_other_orders, generalised: 200 random states. */
+static void test_id_equal_keys_random_orders(void **state)
+{
+	(void)state;
+	uint64_t seed = vmres_test_seed("VMRES_TEST_SEED", __func__);
+
+	for (uint64_t i = 0; i < 200; i++)
+		equal_keys_round(seed + i);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_id_stalled_after_mark),
 		cmocka_unit_test(test_id_stalled_builder),
 		cmocka_unit_test(test_id_equal_keys_in_other_orders),
+		cmocka_unit_test(test_id_equal_keys_random_orders),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
