@@ -13,8 +13,12 @@
  * The interleaving is forced, not hoped for: the test's hook blocks the
  * writer (thread A, the test's main thread) inside its first hook call of
  * the operation, while thread B publishes B_PER_ROUND allocations of its
- * own, so that A's CAS fails if A has not made it yet; after that every
- * hook allocation of A fails. The hook counts, per thread, blocks got minus blocks given back.
+ * own, so that A's CAS fails if A has not made it yet. Blocked at an
+ * allocation, that allocation and the rest of A's attempt still get memory,
+ * so A reaches its CAS and loses it; every hook allocation of A fails from
+ * the first block A gives back (what the lost attempt built, so its retry
+ * finds no memory). Blocked at a free, every allocation of A fails from
+ * then on. The hook counts, per thread, blocks got minus blocks given back.
  */
 #include "vmres_test.h"
 
@@ -36,10 +40,12 @@
 enum block_at { BLOCK_AT_ALLOC, BLOCK_AT_FREE };
 
 /* Thread A's view of the hook; the other threads' calls pass straight through. */
-static _Thread_local bool t_armed;  /* block at the next call of the armed kind */
-static _Thread_local bool t_fail;   /* fail every allocation */
-static _Thread_local int64_t t_net; /* blocks got minus blocks given back */
-static _Thread_local bool t_fired;  /* the block happened in this operation */
+static _Thread_local bool t_armed;	  /* block at the next call of the armed kind */
+static _Thread_local bool t_fail;	  /* fail every allocation */
+static _Thread_local int64_t t_net;	  /* blocks got minus blocks given back */
+static _Thread_local bool t_fired;	  /* the block happened in this operation */
+static _Thread_local bool t_fail_at_free; /* fail allocations once A gives a block back */
+static _Thread_local bool t_gave_back;	  /* A gave a block back after its block */
 
 static enum block_at g_block_at;
 static atomic_llong g_live; /* blocks out, all threads (callbacks too) */
@@ -49,7 +55,10 @@ static struct vmres_addr_allocator *g_a;
 static uint64_t g_next_b = B_BASE; /* written by B; A reads it after g_done */
 static int g_b_errors;		   /* B only; read after join */
 
-/* Inside A's operation: let B publish, then fail A's allocations from now on. */
+/*
+ * Inside A's operation: let B publish; then fail A's allocations from now on
+ * (blocked at a free), or from A's next free on (blocked at an allocation).
+ */
 static void block_here(void)
 {
 	t_armed = false;
@@ -57,7 +66,10 @@ static void block_here(void)
 	assert_int_equal(sem_post(&g_go), 0);
 	while (sem_wait(&g_done) != 0)
 		; /* EINTR */
-	t_fail = true;
+	if (g_block_at == BLOCK_AT_FREE)
+		t_fail = true;
+	else
+		t_fail_at_free = true;
 }
 
 static void *hook_alloc(void *ctx, size_t size)
@@ -83,6 +95,11 @@ static void hook_free(void *ctx, void *p, size_t size)
 	t_net--;
 	atomic_fetch_sub(&g_live, 1);
 	free(p);
+	if (t_fail_at_free) {
+		t_fail_at_free = false;
+		t_fail = true;
+		t_gave_back = true;
+	}
 	if (t_armed && g_block_at == BLOCK_AT_FREE)
 		block_here();
 }
@@ -149,9 +166,10 @@ static int slot_held(uint64_t k)
 }
 
 struct race_result {
-	int fired; /* operations in which A blocked */
-	int nomem; /* ... of which failed with VMRES_E_NOMEM */
-	int ok;	   /* ... of which succeeded */
+	int fired;     /* operations in which A blocked */
+	int nomem;     /* ... of which failed with VMRES_E_NOMEM */
+	int ok;	       /* ... of which succeeded */
+	int gave_back; /* ... in which A gave a block back after blocking */
 };
 
 /* Inside a round B is running: on failure, return the line (B is joined before
@@ -182,15 +200,19 @@ static int race_round(uint64_t k, bool do_free, uint64_t held, struct race_resul
 	t_net = 0;
 	t_fired = false;
 	t_fail = false;
+	t_fail_at_free = false;
+	t_gave_back = false;
 	t_armed = true;
 	rc = do_free ? vmres_addr_free(g_a, slot(k)) : alloc_slot(k);
 	t_armed = false;
 	t_fail = false;
+	t_fail_at_free = false;
 	if (!t_fired) { /* no hook call of that kind: no race forced */
 		CHECK(rc == 0);
 		return 0;
 	}
 	res->fired++;
+	res->gave_back += t_gave_back;
 	if (rc == VMRES_E_NOMEM) {
 		res->nomem++;
 		/* Nothing kept, nothing given back that this call did not get. */
@@ -221,7 +243,7 @@ static int race_round(uint64_t k, bool do_free, uint64_t held, struct race_resul
 static struct race_result race(enum block_at at, bool pool, bool do_free)
 {
 	struct vmres_mem_ops ops = { hook_alloc, hook_free, NULL };
-	struct race_result res = { 0, 0, 0 };
+	struct race_result res = { 0, 0, 0, 0 };
 	pthread_t tb;
 	int failed = 0;
 
@@ -268,16 +290,19 @@ static void race_both(const char *what, enum block_at at, bool pool, struct race
 {
 	*f = race(at, pool, true);
 	*a = race(at, pool, false);
-	printf("[addr_race] %s: free %d forced (%d NOMEM, %d ok); alloc %d forced (%d NOMEM, "
-	       "%d ok)\n",
-	       what, f->fired, f->nomem, f->ok, a->fired, a->nomem, a->ok);
+	printf("[addr_race] %s: free %d forced (%d NOMEM, %d ok, %d gave back); alloc %d forced "
+	       "(%d NOMEM, %d ok, %d gave back)\n",
+	       what, f->fired, f->nomem, f->ok, f->gave_back, a->fired, a->nomem, a->ok,
+	       a->gave_back);
 }
 
 /*
  * Pool off: every node of A's attempt comes from the hook, so A blocks in its
  * first hook allocation, before its CAS. B publishes meanwhile, so A's CAS
- * must fail, and its retry needs the hook, which now fails: every forced
- * race ends in NOMEM with A's balance at zero.
+ * must fail and A must give back what it built (the first block it gives
+ * back makes the hook fail from then on); its retry needs the hook, which
+ * now fails: every forced race ends in NOMEM with A's balance at zero, and
+ * in every one A gave blocks back, so the lost CAS's clean-up did run.
  */
 static void test_addr_lost_race_then_nomem_no_pool(void **state)
 {
@@ -287,8 +312,10 @@ static void test_addr_lost_race_then_nomem_no_pool(void **state)
 	race_both("pool off, blocked at alloc", BLOCK_AT_ALLOC, false, &f, &a);
 	assert_int_equal(f.fired, (int)A_SLOTS);
 	assert_int_equal(f.nomem, f.fired);
+	assert_int_equal(f.gave_back, f.fired);
 	assert_int_equal(a.fired, (int)A_SLOTS);
 	assert_int_equal(a.nomem, a.fired);
+	assert_int_equal(a.gave_back, a.fired);
 }
 
 /*
