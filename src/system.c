@@ -56,20 +56,37 @@ static bool power_of_two(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
-/* The checks of this layer, in the documented order (system.h). */
+/* Whether @size bytes at an @align-aligned start fit in @span when it is empty. */
+static bool fits_when_empty(struct vmres_range span, uint64_t size, uint64_t align)
+{
+	uint64_t start = (span.start + (align - 1)) & ~(align - 1);
+
+	/* start < span.start: no aligned start at or above it below 2^64 */
+	return start >= span.start && start <= span.end && size - 1 <= span.end - start;
+}
+
+/*
+ * The checks of this layer, in the documented order (system.h): every error
+ * a request can get whatever the allocators hold, so a batch that would fail
+ * with one takes nothing. They give the codes the kind's allocator would.
+ */
 int vmres__system_check_request(const struct vmres_system *sys, const struct vmres_request *req)
 {
+	struct vmres_range span;
+
 	if (!kind_valid(req->kind))
 		return VMRES_E_INVALID_ARGUMENT;
 	if (!kind_present(sys, req->kind))
 		return VMRES_E_NOT_FOUND;
+	span = sys->kinds[req->kind].span;
 	if (vmres_kind_is_id(req->kind)) {
 		if (req->size != 1)
 			return VMRES_E_INVALID_SIZE;
 		if (req->policy != VMRES_FIRST_MATCH && req->policy != VMRES_EXACT_MATCH)
 			return VMRES_E_INVALID_ARGUMENT; /* LAST, or not a policy */
-		if (req->policy == VMRES_EXACT_MATCH && req->fixed > UINT32_MAX)
-			return VMRES_E_OUT_OF_RANGE;
+		if (req->policy == VMRES_EXACT_MATCH &&
+		    (req->fixed < span.start || req->fixed > span.end))
+			return VMRES_E_OUT_OF_RANGE; /* past UINT32_MAX too (invariant 3) */
 		return VMRES_OK;
 	}
 	if (!req->size)
@@ -78,6 +95,14 @@ int vmres__system_check_request(const struct vmres_system *sys, const struct vmr
 		return VMRES_E_INVALID_ALIGNMENT;
 	if (!policy_valid(req->policy))
 		return VMRES_E_INVALID_ARGUMENT;
+	if (req->policy != VMRES_EXACT_MATCH)
+		return fits_when_empty(span, req->size, req->align) ? VMRES_OK : VMRES_E_EXHAUSTED;
+	if (req->fixed & (req->align - 1))
+		return VMRES_E_UNALIGNED_ADDRESS;
+	/* [fixed, fixed + size - 1] inside the span, without wrapping */
+	if (req->fixed < span.start || req->fixed > span.end ||
+	    req->size - 1 > span.end - req->fixed)
+		return VMRES_E_OUT_OF_RANGE;
 	return VMRES_OK;
 }
 

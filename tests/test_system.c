@@ -785,6 +785,9 @@ static void test_system_bad_requests_are_refused(void **state)
 	l.present[VMRES_MEM_SLOT] = false;
 	struct vmres_mem_ops ops = vmres_test_mem_ops(&mem);
 	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_OK);
+	const struct vmres_resource never = { .kind = VMRES_DEVICE_ID, .range = { 0, 0 } };
+	struct vmres_system_counters c;
+
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct vmres_request batch[3] = { id_req(VMRES_DEVICE_ID, 1),
 						  addr_req(VMRES_PIO, 4, 4, 1), cases[i].req };
@@ -801,6 +804,11 @@ static void test_system_bad_requests_are_refused(void **state)
 		assert_int_equal(failed, 2);
 		assert_int_equal(addr_ranges(sys, VMRES_PIO), 0);
 		assert_false(id_held(sys, VMRES_DEVICE_ID, 0));
+		/* Refused before anything was taken, not taken and rolled back:
+		 * no rollback, and device ID 0 was never handed out. */
+		assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+		assert_int_equal(c.rollbacks, 0);
+		assert_int_equal(vmres_system_free(sys, &never, 1), VMRES_E_NEVER_ALLOCATED);
 	}
 	/* Whole-call errors have no index. */
 	assert_int_equal(vmres_system_allocate_ex(NULL, &cases[2].req, 1, out, &failed),

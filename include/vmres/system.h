@@ -187,23 +187,28 @@ VMRES_API int vmres_system_allocate(struct vmres_system *sys, const struct vmres
  * @failed_index: if not NULL, receives the index of the failing request, or
  *                VMRES_NO_INDEX on success and for errors about no request
  *
- * Two phases. First every request is checked for the errors this layer
- * defines; a batch that fails there takes nothing. Then the requests are
- * served in index order by their kind's allocator; if one fails, everything
- * this call took is given back (last first) before the first failure's
- * error is returned. Per request, checked in this order:
+ * Two phases. First every request is checked for every error it would get
+ * whatever the allocators hold; a batch that fails there takes nothing.
+ * Then the requests are served in index order by their kind's allocator; if
+ * one fails, everything this call took is given back (last first) before
+ * the first failure's error is returned. Per request, checked in this order:
  *   kind not an enum vmres_kind          VMRES_E_INVALID_ARGUMENT
  *   kind not present in the layout       VMRES_E_NOT_FOUND
  *   ID kinds: size != 1                  VMRES_E_INVALID_SIZE
  *   ID kinds: policy LAST or unknown     VMRES_E_INVALID_ARGUMENT
- *   ID kinds: EXACT @fixed > UINT32_MAX  VMRES_E_OUT_OF_RANGE
+ *   ID kinds: EXACT @fixed outside the kind's span
+ *                                        VMRES_E_OUT_OF_RANGE
  *   address kinds: size 0                VMRES_E_INVALID_SIZE
  *   address kinds: align 0 or not 2^k    VMRES_E_INVALID_ALIGNMENT
  *   address kinds: policy unknown        VMRES_E_INVALID_ARGUMENT
- * then, in phase two, what the allocator says: for IDs VMRES_E_OUT_OF_RANGE
- * (EXACT outside the span), VMRES_E_IN_USE, VMRES_E_EXHAUSTED; for
- * addresses VMRES_E_UNALIGNED_ADDRESS, VMRES_E_OUT_OF_RANGE,
- * VMRES_E_IN_USE, VMRES_E_EXHAUSTED; for both VMRES_E_NOMEM.
+ *   address kinds: FIRST/LAST that would not fit even in the empty span
+ *                                        VMRES_E_EXHAUSTED
+ *   address kinds: EXACT @fixed not a multiple of @align
+ *                                        VMRES_E_UNALIGNED_ADDRESS
+ *   address kinds: EXACT [@fixed, @fixed + @size - 1] not inside the span
+ *                                        VMRES_E_OUT_OF_RANGE
+ * then, in phase two, what the allocator says: VMRES_E_IN_USE,
+ * VMRES_E_EXHAUSTED (nothing free fits now), VMRES_E_NOMEM.
  * Requests for ID kinds ignore @align; their @tag is not recorded.
  *
  * Return: 0; VMRES_E_INVALID_ARGUMENT if @sys is NULL, or @reqs or @out is
