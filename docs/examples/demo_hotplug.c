@@ -23,6 +23,7 @@ struct hotplug_shared {
 	atomic_uint_fast64_t plugs, unplugs, refused, bad;
 	atomic_uint_fast64_t taken[VMRES_KIND_COUNT];	   /* resources handed out */
 	atomic_uint_fast64_t refused_at[VMRES_KIND_COUNT]; /* kind of the failing request */
+	bool can_run_out[VMRES_KIND_COUNT];		   /* kind_can_run_out(), set up front */
 	atomic_int first_bad;
 };
 
@@ -39,6 +40,43 @@ struct hotplug {
 	struct hotplug_shared *sh;
 	uint64_t seed;
 };
+
+/* The largest request build_needs() makes of each kind (naturally aligned). */
+static uint64_t largest_need(enum vmres_kind kind)
+{
+	switch (kind) {
+	case VMRES_PIO:
+		return 32;
+	case VMRES_MMIO32:
+		return 0x10000;
+	case VMRES_MMIO64:
+		return 8ull << 20;
+	default:
+		return 1; /* an ID */
+	}
+}
+
+/*
+ * Whether a kind can run out with @devices slots: each plugged device holds
+ * at most one resource of a kind, so a batch meets at most @devices - 1 of
+ * them. Requests are powers of two, naturally aligned, of at most M units;
+ * each live one lies inside one M-aligned block of M units, so while fewer
+ * are live than the span has such blocks, one block is wholly free and any
+ * request fits in it. A refusal where that holds is the allocator's fault.
+ */
+static bool kind_can_run_out(const struct vmres_layout *l, enum vmres_kind kind, unsigned devices)
+{
+	uint64_t m = largest_need(kind);
+	struct vmres_range span = l->span[kind];
+	uint64_t first = (span.start + (m - 1)) & ~(m - 1);
+	uint64_t blocks = 0;
+
+	if (first >= span.start && first <= span.end) {
+		uint64_t x = span.end - first; /* blocks in [first, end]: (x + 1) / m */
+		blocks = x / m + (x % m == m - 1);
+	}
+	return (uint64_t)devices - 1 >= blocks;
+}
 
 /* What a device needs: an ID, an IRQ (legacy or MSI), ports, and an MMIO BAR. */
 static size_t build_needs(struct vmres_request *need, uint64_t tag, uint64_t *rng)
@@ -84,7 +122,7 @@ static void plug(struct hotplug_shared *sh, size_t index, struct demo_slot *slot
 		for (size_t i = 0; i < n; i++)
 			atomic_fetch_add_explicit(&sh->taken[need[i].kind], 1,
 						  memory_order_relaxed);
-	} else if (err == VMRES_E_EXHAUSTED && failed < n) {
+	} else if (err == VMRES_E_EXHAUSTED && failed < n && sh->can_run_out[need[failed].kind]) {
 		/* All or nothing: the batch gave back whatever it had taken. */
 		atomic_fetch_add_explicit(&sh->refused, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&sh->refused_at[need[failed].kind], 1,
@@ -365,10 +403,14 @@ void demo_case_hotplug(const struct demo_options *opt, struct demo_result *res)
 		return;
 	}
 	demo_dm_init(&sh->dm, sys, true, slots, opt->devices);
+	for (int k = 0; k < VMRES_KIND_COUNT; k++)
+		sh->can_run_out[k] = kind_can_run_out(&l, (enum vmres_kind)k, opt->devices);
 	sh->mem = &mem;
 	sh->budget = (long long)opt->mem_budget_kib << 10;
 	printf("    each device: DEVICE_ID, an IRQ (1 in 4 legacy, else MSI), 8-32 ports, and a\n"
-	       "    4-64 KiB MMIO32 or 1-8 MiB MMIO64 BAR, in one batch through the callbacks\n");
+	       "    4-64 KiB MMIO32 or 1-8 MiB MMIO64 BAR, in one batch through the callbacks;\n"
+	       "    a batch refused at a kind that %u devices cannot fill is an error\n",
+	       opt->devices);
 	run_threads(sh, opt, vcpus, hps);
 
 	demo_count_held(sys, held);
