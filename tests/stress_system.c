@@ -4,7 +4,8 @@
  * for the last legacy IRQs while vCPU-like threads look ports up.
  *
  * Checked: every resource is owned by one batch at a time (an ownership
- * word per ID and per PIO slot, claimed by CAS after the batch succeeds);
+ * word per ID, per PIO slot and per MMIO32 page, claimed by CAS after the
+ * batch succeeds);
  * a losing batch fails with VMRES_E_EXHAUSTED at the IRQ's index and is
  * fully rolled back (afterwards nothing is left allocated, and the system's
  * rollback counter equals the losses seen); a lookup of a port whose owner
@@ -34,6 +35,8 @@
 #define MSI_FIRST 24u
 #define MSI_COUNT 4072u
 #define BATCH 5
+#define MMIO_PAGE 0x1000u
+#define MMIO_SLOTS 0x28000u /* pages of the default MMIO32 span, 640 MiB */
 
 /*
  * The system under test and the hook it allocates through are file-scope,
@@ -53,6 +56,8 @@ static uint64_t pio_owner[PIO_SLOTS];
 static uint64_t irq_owner[IRQ_COUNT];
 static uint64_t dev_owner[DEV_COUNT];
 static uint64_t msi_owner[MSI_COUNT];
+static uint64_t mmio_owner[MMIO_SLOTS];
+static uint64_t mmio_first; /* the MMIO32 span's first address */
 
 /* Results, summed by the threads (checked by the main thread). */
 static uint64_t batches_ok, batches_lost, bad_errors, double_owned, free_errors;
@@ -104,6 +109,7 @@ static void set_ownership(const struct held *h, bool own)
 	uint64_t *words[] = {
 		&dev_owner[h->res[0].range.start],
 		&pio_owner[h->res[1].range.start / PIO_SLOT],
+		&mmio_owner[(h->res[2].range.start - mmio_first) / MMIO_PAGE],
 		&irq_owner[h->res[3].range.start - IRQ_FIRST],
 		&msi_owner[h->res[4].range.start - MSI_FIRST],
 	};
@@ -121,7 +127,7 @@ static bool plug(struct held *h, uint64_t token)
 	const struct vmres_request reqs[BATCH] = {
 		{ .kind = VMRES_DEVICE_ID, .size = 1, .align = 1, .tag = token },
 		{ .kind = VMRES_PIO, .size = PIO_SLOT, .align = PIO_SLOT, .tag = token },
-		{ .kind = VMRES_MMIO32, .size = 0x1000, .align = 0x1000, .tag = token },
+		{ .kind = VMRES_MMIO32, .size = MMIO_PAGE, .align = MMIO_PAGE, .tag = token },
 		{ .kind = VMRES_LEGACY_IRQ, .size = 1, .align = 1, .tag = token },
 		{ .kind = VMRES_MSI_GSI, .size = 1, .align = 1, .tag = token },
 	};
@@ -269,6 +275,7 @@ static void reset_results(void)
 {
 	memset(pio_owner, 0, sizeof(pio_owner));
 	memset(irq_owner, 0, sizeof(irq_owner));
+	memset(mmio_owner, 0, sizeof(mmio_owner));
 	memset(dev_owner, 0, sizeof(dev_owner));
 	memset(msi_owner, 0, sizeof(msi_owner));
 	batches_ok = batches_lost = bad_errors = double_owned = free_errors = 0;
@@ -288,6 +295,8 @@ static void run_race(const struct vmres_mem_ops *ops, double seconds,
 	l.span[VMRES_LEGACY_IRQ] = (struct vmres_range){ IRQ_FIRST, IRQ_FIRST + IRQ_COUNT - 1 };
 	l.span[VMRES_DEVICE_ID] = (struct vmres_range){ 0, DEV_COUNT - 1 };
 	l.span[VMRES_MSI_GSI] = (struct vmres_range){ MSI_FIRST, MSI_FIRST + MSI_COUNT - 1 };
+	mmio_first = l.span[VMRES_MMIO32].start;
+	assert_true((l.span[VMRES_MMIO32].end - mmio_first) / MMIO_PAGE < MMIO_SLOTS);
 	threads_joined = false;
 	assert_int_equal(vmres_system_create_ex(&l, ops, &sys), VMRES_OK);
 	__atomic_store_n(&flaky_on, flaky, __ATOMIC_RELAXED);
