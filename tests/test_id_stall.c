@@ -12,6 +12,7 @@
 #include "vmres_test.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include "internal/id.h"
 #include "internal/id_list.h"
@@ -184,6 +185,53 @@ static void test_id_stalled_after_mark(void **state)
 {
 	(void)state;
 	run_stalled(STALL_MARKED);
+}
+
+/*
+ * The same stalls, but the first call after them is alloc, whose one search
+ * is of the head link itself: it must finish the deletion (or step past it)
+ * and take 10, not spin on the DEL'd head waiting for the stalled thread.
+ * (run_stalled() calls is_allocated, free and alloc_at first, which finish
+ * the deletion themselves.) A watchdog turns such a spin into a failure of
+ * this test instead of a ctest timeout.
+ */
+static void run_stalled_alloc_first(enum stall stall)
+{
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct id_node *n;
+	uint32_t id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	n = make_indexed_5(ids);
+	stall_at(ids, n, stall);
+	alarm(20); /* SIGALRM ends the process: the spin is the failure */
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	alarm(0);
+	assert_int_equal(id, 10);
+	assert_true(vmres_id_is_allocated(ids, 5)); /* the stalled thread's */
+	if (stall == STALL_UNLINKED || stall == STALL_MARKED)
+		vmres__id_node_unlinked(ids, n);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 5);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+}
+
+static void test_id_alloc_first_after_stalls(void **state)
+{
+	(void)state;
+	run_stalled_alloc_first(STALL_DEL);
+	run_stalled_alloc_first(STALL_FROZEN);
+	run_stalled_alloc_first(STALL_UNLINKED);
+	run_stalled_alloc_first(STALL_MARKED);
 }
 
 /*
@@ -489,6 +537,7 @@ int main(void)
 		cmocka_unit_test(test_id_stalled_after_freeze),
 		cmocka_unit_test(test_id_stalled_after_unlink),
 		cmocka_unit_test(test_id_stalled_after_mark),
+		cmocka_unit_test(test_id_alloc_first_after_stalls),
 		cmocka_unit_test(test_id_stalled_builder),
 		cmocka_unit_test(test_id_equal_keys_in_other_orders),
 		cmocka_unit_test(test_id_equal_keys_random_orders),
