@@ -359,6 +359,30 @@ static uintptr_t *up_slot(struct vmres_id_allocator *ids, struct id_node *pred, 
 }
 
 /*
+ * One step of a walk along level @l + 1: @slot points to *@cur (not 0).
+ * Loads the up[l] of *@cur's node into *@next. If that node is marked, snips
+ * it (invariant 9) and moves *@cur past it. Returns 1 when the node is live
+ * (*@next is its successor), 0 after a snip (look at *@cur again), -1 when
+ * the snip lost a race (start again from the top).
+ */
+static inline int index_visit(int l, uintptr_t *slot, uintptr_t *cur, uintptr_t *next)
+{
+	struct id_node *c = (struct id_node *)*cur;
+
+	/* Acquire: pairs with the CAS that linked c's successor, so its key,
+	 * height and up[] are visible. */
+	*next = vmres__uptr_load_acquire(&c->up[l]);
+	VMRES__ID_COUNT_STEP();
+	if (!(*next & ID_UP_MARK))
+		return 1;
+	/* Full barrier; snip c, keeps invariant 8. */
+	if (!vmres__uptr_cas(slot, *cur, *next & ~ID_UP_MARK))
+		return -1;
+	*cur = *next & ~ID_UP_MARK;
+	return 0;
+}
+
+/*
  * From @slot, which points to @cur (the first node of level @l + 1 not below
  * @key), walks the nodes whose key is @key and snips every marked one: the
  * final search's target is among them if it is still at this level (it is
@@ -367,23 +391,18 @@ static uintptr_t *up_slot(struct vmres_id_allocator *ids, struct id_node *pred, 
  */
 static bool index_snip_in_run(int l, uint32_t key, uintptr_t *slot, uintptr_t cur)
 {
-	while (cur) {
-		struct id_node *c = (struct id_node *)cur;
-		/* Acquire: pairs with the CAS that linked the node after c, so its
-		 * key is visible. */
-		uintptr_t next = vmres__uptr_load_acquire(&c->up[l]);
+	uintptr_t next;
 
-		VMRES__ID_COUNT_STEP();
-		if (next & ID_UP_MARK) {
-			/* Full barrier; snip c, keeps invariant 8. */
-			if (!vmres__uptr_cas(slot, cur, next & ~ID_UP_MARK))
-				return false;
-			cur = next & ~ID_UP_MARK;
+	while (cur) {
+		int v = index_visit(l, slot, &cur, &next);
+
+		if (v < 0)
+			return false;
+		if (!v)
 			continue;
-		}
-		if (c->key != key)
+		if (((struct id_node *)cur)->key != key)
 			return true;
-		slot = &c->up[l];
+		slot = &((struct id_node *)cur)->up[l];
 		cur = next;
 	}
 	return true;
@@ -427,24 +446,18 @@ retry:;
 		if (cur & ID_UP_MARK)
 			goto retry; /* pred started leaving this level */
 		while (cur) {
-			struct id_node *c = (struct id_node *)cur;
-			uintptr_t next = vmres__uptr_load_acquire(&c->up[l]);
+			uintptr_t next;
+			int v = index_visit(l, slot, &cur, &next);
 
-			VMRES__ID_COUNT_STEP();
-			if (next & ID_UP_MARK) {
-				/* Full barrier; snip c, keeps invariant 8. */
-				if (!vmres__uptr_cas(slot, cur, next & ~ID_UP_MARK))
-					goto retry;
-				cur = next & ~ID_UP_MARK;
+			if (v < 0)
+				goto retry;
+			if (!v)
 				continue;
-			}
-			if (c->key < key) {
-				pred = c;
-				slot = &c->up[l];
-				cur = next;
-				continue;
-			}
-			break;
+			if (((struct id_node *)cur)->key >= key)
+				break;
+			pred = (struct id_node *)cur;
+			slot = &pred->up[l];
+			cur = next;
 		}
 		if (target && !index_snip_in_run(l, key, slot, cur))
 			goto retry;

@@ -112,20 +112,36 @@ static void stall_at(struct vmres_id_allocator *ids, struct id_node *n, enum sta
 		n->up[l] |= ID_UP_MARK; /* quiescent: no other thread runs */
 }
 
+/* [0, 99] through @mem's hook, left as a thread stopped at @stall leaves it. */
+static struct vmres_id_allocator *make_stalled(struct vmres_test_mem *mem, enum stall stall,
+					       struct id_node **n)
+{
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+
+	vmres_test_mem_init(mem);
+	ops = vmres_test_mem_ops(mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	*n = make_indexed_5(ids);
+	stall_at(ids, *n, stall);
+	return ids;
+}
+
+/* Destroys @ids; once its callbacks ran, nothing is left of it in @mem. */
+static void destroy_checked(struct vmres_id_allocator *ids, struct vmres_test_mem *mem)
+{
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(mem), 0);
+}
+
 static void run_stalled(enum stall stall)
 {
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
 	static struct vmres_test_mem mem;
-	struct vmres_mem_ops ops;
-	struct vmres_id_allocator *ids = NULL;
 	struct id_node *n;
+	struct vmres_id_allocator *ids = make_stalled(&mem, stall, &n);
 	uint32_t id;
-
-	vmres_test_mem_init(&mem);
-	ops = vmres_test_mem_ops(&mem);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
-	n = make_indexed_5(ids);
-	stall_at(ids, n, stall);
 
 	/*
 	 * Lookups and failing calls: the stalled thread holds 5. The first ones
@@ -158,9 +174,7 @@ static void run_stalled(enum stall stall)
 	assert_int_equal(id, 10);
 	assert_int_equal(vmres_id_free(ids, 30), VMRES_OK);
 	assert_int_equal(vmres__id_check(ids, NULL), 0);
-	vmres_id_allocator_destroy(ids);
-	vmres_rcu_barrier();
-	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	destroy_checked(ids, &mem);
 }
 
 static void test_id_stalled_after_del(void **state)
@@ -199,16 +213,10 @@ static void run_stalled_alloc_first(enum stall stall)
 {
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
 	static struct vmres_test_mem mem;
-	struct vmres_mem_ops ops;
-	struct vmres_id_allocator *ids = NULL;
 	struct id_node *n;
+	struct vmres_id_allocator *ids = make_stalled(&mem, stall, &n);
 	uint32_t id;
 
-	vmres_test_mem_init(&mem);
-	ops = vmres_test_mem_ops(&mem);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
-	n = make_indexed_5(ids);
-	stall_at(ids, n, stall);
 	alarm(20); /* SIGALRM ends the process: the spin is the failure */
 	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
 	alarm(0);
@@ -220,9 +228,7 @@ static void run_stalled_alloc_first(enum stall stall)
 	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
 	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
 	assert_int_equal(id, 5);
-	vmres_id_allocator_destroy(ids);
-	vmres_rcu_barrier();
-	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	destroy_checked(ids, &mem);
 }
 
 static void test_id_alloc_first_after_stalls(void **state)
@@ -232,6 +238,51 @@ static void test_id_alloc_first_after_stalls(void **state)
 	run_stalled_alloc_first(STALL_FROZEN);
 	run_stalled_alloc_first(STALL_UNLINKED);
 	run_stalled_alloc_first(STALL_MARKED);
+}
+
+/* [0, 99] through @mem's hook, with 0..9 handed out. */
+static struct vmres_id_allocator *make_holding_0_to_9(struct vmres_test_mem *mem)
+{
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	uint32_t id;
+
+	vmres_test_mem_init(mem);
+	ops = vmres_test_mem_ops(mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++) {
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, i);
+	}
+	return ids;
+}
+
+/*
+ * A node keyed 5 with @min_height index levels or more, not yet published:
+ * heights hash key and salt, so try other salts (heights are read only when
+ * a node is made).
+ */
+static struct id_node *node_5_of_height(struct vmres_id_allocator *ids, uint32_t min_height)
+{
+	struct id_node *n;
+
+	while ((n = vmres__id_node_alloc(ids, 5, true)) != NULL && n->height < min_height) {
+		vmres__id_node_free_now(ids, n);
+		ids->height_salt += 0x9e3779b97f4a7c15ull;
+	}
+	assert_non_null(n);
+	return n;
+}
+
+/* Publishes @n as [5, 5] in front of the first interval, as free(5)'s CAS does. */
+static void publish_5(struct vmres_id_allocator *ids, struct id_node *n)
+{
+	struct vmres__pair head = vmres__pair_load(&ids->head);
+
+	n->link = head;
+	assert_true(vmres__pair_cas(
+		&ids->head, head,
+		(struct vmres__pair){ (uint64_t)(uintptr_t)n, id_bounds_make(5, 5) }));
 }
 
 /*
@@ -244,29 +295,13 @@ static void test_id_stalled_builder(void **state)
 	(void)state;
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
 	static struct vmres_test_mem mem;
-	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
-	struct vmres__pair head;
 	struct id_node *n;
 	uint32_t id;
 
-	vmres_test_mem_init(&mem);
-	ops = vmres_test_mem_ops(&mem);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
-	for (uint32_t i = 0; i < 10; i++)
-		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
-	/* A node keyed 5 with index levels: heights hash key and salt, so try
-	 * other salts (heights are read only when a node is made). */
-	while ((n = vmres__id_node_alloc(ids, 5, true)) != NULL && n->height == 0) {
-		vmres__id_node_free_now(ids, n);
-		ids->height_salt += 0x9e3779b97f4a7c15ull;
-	}
-	assert_non_null(n);
-	head = vmres__pair_load(&ids->head);
-	n->link = head;
-	assert_true(vmres__pair_cas(
-		&ids->head, head,
-		(struct vmres__pair){ (uint64_t)(uintptr_t)n, id_bounds_make(5, 5) }));
+	ids = make_holding_0_to_9(&mem);
+	n = node_5_of_height(ids, 1); /* with index levels */
+	publish_5(ids, n);
 
 	assert_false(vmres_id_is_allocated(ids, 5));
 	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
@@ -282,9 +317,7 @@ static void test_id_stalled_builder(void **state)
 	assert_int_equal(id, 5);
 	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
 	assert_int_equal(id, 10);
-	vmres_id_allocator_destroy(ids);
-	vmres_rcu_barrier();
-	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	destroy_checked(ids, &mem);
 }
 
 /*
@@ -306,44 +339,25 @@ static void test_id_equal_keys_in_other_orders(void **state)
 	(void)state;
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
 	static struct vmres_test_mem mem;
-	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
-	struct vmres__pair head;
 	struct id_node *x;
 	struct id_node *n;
 	uint32_t id;
 
-	vmres_test_mem_init(&mem);
-	ops = vmres_test_mem_ops(&mem);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
-	for (uint32_t i = 0; i < 10; i++)
-		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	ids = make_holding_0_to_9(&mem);
 	/* Inside a read-side section, as the library's own calls are (it
 	 * orders these steps before the callbacks that free the nodes). */
 	vmres__rcu_read_lock();
-	/* B: a node keyed 5 with two index levels or more (other salts, as in
-	 * test_id_stalled_builder), published in front of [10, 99]. */
-	while ((x = vmres__id_node_alloc(ids, 5, true)) != NULL && x->height < 2) {
-		vmres__id_node_free_now(ids, x);
-		ids->height_salt += 0x9e3779b97f4a7c15ull;
-	}
-	assert_non_null(x);
-	head = vmres__pair_load(&ids->head);
-	x->link = head;
-	assert_true(vmres__pair_cas(
-		&ids->head, head,
-		(struct vmres__pair){ (uint64_t)(uintptr_t)x, id_bounds_make(5, 5) }));
+	/* B: a node keyed 5 with two index levels or more, published in front
+	 * of [10, 99]. */
+	x = node_5_of_height(ids, 2);
+	publish_5(ids, x);
 	/* C: the take, the freeze and the unlink. */
 	stall_at(ids, x, STALL_UNLINKED);
 	/* D: N in the list, then at index level 1 only (quiescent stores). */
-	n = vmres__id_node_alloc(ids, 5, true);
-	assert_non_null(n);
+	n = node_5_of_height(ids, 0);
 	assert_int_equal(n->height, x->height);
-	head = vmres__pair_load(&ids->head);
-	n->link = head;
-	assert_true(vmres__pair_cas(
-		&ids->head, head,
-		(struct vmres__pair){ (uint64_t)(uintptr_t)n, id_bounds_make(5, 5) }));
+	publish_5(ids, n);
 	if (ids->index_top < n->height)
 		ids->index_top = n->height;
 	n->up[0] = ids->head_up[0];
@@ -372,9 +386,7 @@ static void test_id_equal_keys_in_other_orders(void **state)
 	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
 	assert_int_equal(id, 10);
 	assert_int_equal(vmres__id_check(ids, NULL), 0);
-	vmres_id_allocator_destroy(ids);
-	vmres_rcu_barrier();
-	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	destroy_checked(ids, &mem);
 }
 
 /* Whether @x is still linked at some index level: its level + 1, or 0; -1 on a cycle. */
@@ -424,19 +436,14 @@ static void equal_keys_round(uint64_t seed)
 {
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
 	static struct vmres_test_mem mem;
-	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
 	struct id_node *n5[EQUAL_MAX], *a3, *b7, *m5;
 	int built[EQUAL_MAX], builder_holds[EQUAL_MAX], order[EQUAL_MAX];
 	uint64_t rng = seed;
 	int nn = 2 + (int)vmres_test_rand_below(&rng, EQUAL_MAX - 1);
-	uint32_t height, top, id;
+	uint32_t height, top;
 
-	vmres_test_mem_init(&mem);
-	ops = vmres_test_mem_ops(&mem);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
-	for (uint32_t i = 0; i < 10; i++)
-		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	ids = make_holding_0_to_9(&mem);
 	/* The library calls what follows inside a read-side section, which
 	 * orders these writes before the RCU callbacks that free the nodes
 	 * (invariant 11; and for TSAN, src/internal/rcu.h). */
@@ -514,9 +521,7 @@ static void equal_keys_round(uint64_t seed)
 	}
 	vmres__rcu_read_unlock();
 	assert_int_equal(vmres__id_check(ids, NULL), 0);
-	vmres_id_allocator_destroy(ids);
-	vmres_rcu_barrier();
-	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+	destroy_checked(ids, &mem);
 }
 
 /* test_id_equal_keys_in_other_orders, generalised: 200 random states. */
