@@ -519,9 +519,7 @@ static bool is_pow2(uint64_t x)
 	return x && !(x & (x - 1));
 }
 
-/* Argument errors, in the documented order; none depends on the tree. */
-static int alloc_validate(const struct vmres_addr_allocator *a,
-			  const struct vmres_addr_request *req)
+int vmres__addr_validate(uint64_t first, uint64_t last, const struct vmres_addr_request *req)
 {
 	if (req->size == 0)
 		return VMRES_E_INVALID_SIZE;
@@ -535,7 +533,7 @@ static int alloc_validate(const struct vmres_addr_allocator *a,
 	if (req->addr & (req->align - 1))
 		return VMRES_E_UNALIGNED_ADDRESS;
 	/* [addr, addr + size - 1] inside [first, last], without wrapping */
-	if (req->addr < a->first || req->addr > a->last || req->size - 1 > a->last - req->addr)
+	if (req->addr < first || req->addr > last || req->size - 1 > last - req->addr)
 		return VMRES_E_OUT_OF_RANGE;
 	return VMRES_OK;
 }
@@ -547,7 +545,7 @@ int vmres_addr_alloc(struct vmres_addr_allocator *a, const struct vmres_addr_req
 
 	if (!a || !req || !out)
 		return VMRES_E_INVALID_ARGUMENT;
-	rc = alloc_validate(a, req);
+	rc = vmres__addr_validate(a->first, a->last, req);
 	if (rc)
 		return rc;
 	return update(a, req, NULL, out);

@@ -412,14 +412,15 @@ static bool index_snip_in_run(int l, uint32_t key, uintptr_t *slot, uintptr_t cu
  * Walks the index top-down. At each level l it stops at the first node that
  * is not below @key. Marked nodes it passes are snipped (invariant 9); a
  * failed snip restarts from the top. preds[l] gets the node (NULL: the head)
- * whose up slot points to succs[l]. With @target (marked at every level), it
- * also walks the run of @key's equals after preds[l] with a cursor of its
- * own, snipping @target wherever it sits in the run, and still goes down
- * from preds[l]: equal keys may sit in one order on one level and in the
- * other order on the next (invariant 8), so a node of the run is no place to
- * go down from; the level below could have @target before it.
+ * whose up slot points to succs[l]. With @final (the final search of a node
+ * keyed @key, marked at every level), it also walks the run of @key's equals
+ * after preds[l] with a cursor of its own, snipping the node wherever it
+ * sits in the run, and still goes down from preds[l]: equal keys may sit in
+ * one order on one level and in the other order on the next (invariant 8),
+ * so a node of the run is no place to go down from; the level below could
+ * have the node before it.
  */
-static void index_find(struct vmres_id_allocator *ids, uint32_t key, const struct id_node *target,
+static void index_find(struct vmres_id_allocator *ids, uint32_t key, bool final,
 		       struct id_node **preds, struct id_node **succs)
 {
 retry:;
@@ -459,7 +460,7 @@ retry:;
 			slot = &pred->up[l];
 			cur = next;
 		}
-		if (target && !index_snip_in_run(l, key, slot, cur))
+		if (final && !index_snip_in_run(l, key, slot, cur))
 			goto retry;
 		if (preds)
 			preds[l] = pred;
@@ -491,7 +492,7 @@ void vmres__id_index_insert(struct vmres_id_allocator *ids, struct id_node *n)
 	if (!n->height)
 		return;
 	index_raise_top(ids, n->height);
-	index_find(ids, n->key, NULL, preds, succs);
+	index_find(ids, n->key, false, preds, succs);
 	for (uint32_t l = 0; l < n->height; l++) {
 		for (;;) {
 			/* Acquire: pairs with index_mark()'s CAS, so a mark is seen. */
@@ -506,13 +507,13 @@ void vmres__id_index_insert(struct vmres_id_allocator *ids, struct id_node *n)
 			/* Full barrier (release): publishes n at level l + 1. */
 			if (vmres__uptr_cas(up_slot(ids, preds[l], l), want, (uintptr_t)n))
 				break;
-			index_find(ids, n->key, NULL, preds, succs); /* something moved */
+			index_find(ids, n->key, false, preds, succs); /* something moved */
 		}
 	}
 done:
 	/* Full barrier: the builder's last link is visible before the drop. */
 	if (vmres__u64_faa(&n->refs, (uint64_t)-1) == 1) {
-		index_find(ids, n->key, n, NULL, NULL); /* keeps invariant 10 */
+		index_find(ids, n->key, true, NULL, NULL); /* keeps invariant 10 */
 		node_retire(ids, n);
 	}
 }
@@ -542,7 +543,7 @@ void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n)
 	index_mark(n);
 	/* Full barrier: marks are visible before the drop. */
 	if (vmres__u64_faa(&n->refs, (uint64_t)-1) == 1) {
-		index_find(ids, n->key, n, NULL, NULL); /* keeps invariant 10 */
+		index_find(ids, n->key, true, NULL, NULL); /* keeps invariant 10 */
 		node_retire(ids, n);
 	}
 }
@@ -556,7 +557,7 @@ struct vmres__pair *vmres__id_index_start(struct vmres_id_allocator *ids, uint32
 	*seen = vmres__pair_load(&ids->head);
 	if (!(seen->w0 & ~ID_LINK_FLAGS) || id_bounds_hi(seen->w1) >= id)
 		return &ids->head; /* the first interval reaches @id: no index needed */
-	index_find(ids, id, NULL, preds, NULL);
+	index_find(ids, id, false, preds, NULL);
 	for (int l = 0; l < ID_INDEX_LEVELS && preds[l]; l++) {
 		/* Snapshot; pairs with the CAS that last wrote the link. */
 		*seen = vmres__pair_load(&preds[l]->link);

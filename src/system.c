@@ -30,6 +30,7 @@
 #include <vmres/error.h>
 #include <vmres/system.h>
 
+#include "internal/addr_node.h"
 #include "internal/addr_tree.h"
 #include "internal/id.h"
 #include "internal/mem.h"
@@ -45,26 +46,6 @@ static bool kind_present(const struct vmres_system *sys, enum vmres_kind kind)
 	return sys->kinds[kind].addr || sys->kinds[kind].ids; /* invariant 1 */
 }
 
-static bool policy_valid(enum vmres_policy policy)
-{
-	return policy == VMRES_FIRST_MATCH || policy == VMRES_LAST_MATCH ||
-	       policy == VMRES_EXACT_MATCH;
-}
-
-static bool power_of_two(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-/* Whether @size bytes at an @align-aligned start fit in @span when it is empty. */
-static bool fits_when_empty(struct vmres_range span, uint64_t size, uint64_t align)
-{
-	uint64_t start = (span.start + (align - 1)) & ~(align - 1);
-
-	/* start < span.start: no aligned start at or above it below 2^64 */
-	return start >= span.start && start <= span.end && size - 1 <= span.end - start;
-}
-
 /*
  * The checks of this layer, in the documented order (system.h): every error
  * a request can get whatever the allocators hold, so a batch that would fail
@@ -73,6 +54,8 @@ static bool fits_when_empty(struct vmres_range span, uint64_t size, uint64_t ali
 int vmres__system_check_request(const struct vmres_system *sys, const struct vmres_request *req)
 {
 	struct vmres_range span;
+	uint64_t start;
+	int err;
 
 	if (!kind_valid(req->kind))
 		return VMRES_E_INVALID_ARGUMENT;
@@ -89,21 +72,19 @@ int vmres__system_check_request(const struct vmres_system *sys, const struct vmr
 			return VMRES_E_OUT_OF_RANGE; /* past UINT32_MAX too (invariant 3) */
 		return VMRES_OK;
 	}
-	if (!req->size)
-		return VMRES_E_INVALID_SIZE;
-	if (!power_of_two(req->align))
-		return VMRES_E_INVALID_ALIGNMENT;
-	if (!policy_valid(req->policy))
-		return VMRES_E_INVALID_ARGUMENT;
-	if (req->policy != VMRES_EXACT_MATCH)
-		return fits_when_empty(span, req->size, req->align) ? VMRES_OK : VMRES_E_EXHAUSTED;
-	if (req->fixed & (req->align - 1))
-		return VMRES_E_UNALIGNED_ADDRESS;
-	/* [fixed, fixed + size - 1] inside the span, without wrapping */
-	if (req->fixed < span.start || req->fixed > span.end ||
-	    req->size - 1 > span.end - req->fixed)
-		return VMRES_E_OUT_OF_RANGE;
-	return VMRES_OK;
+	/* The address allocator's own argument checks, on the kind's span. */
+	err = vmres__addr_validate(span.start, span.end,
+				   &(struct vmres_addr_request){ .size = req->size,
+								 .align = req->align,
+								 .policy = req->policy,
+								 .addr = req->fixed });
+	if (err || req->policy == VMRES_EXACT_MATCH)
+		return err;
+	/* FIRST/LAST that would not fit even in the empty span. */
+	return vmres__addr_fit(NULL, span.start, span.end, req->size, req->align, req->policy,
+			       &start)
+		       ? VMRES_OK
+		       : VMRES_E_EXHAUSTED;
 }
 
 int vmres__system_check_resource(const struct vmres_system *sys, const struct vmres_resource *res)

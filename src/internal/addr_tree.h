@@ -89,6 +89,14 @@ uint64_t vmres__addr_pool_drain(struct vmres_addr_allocator *a);
  */
 void vmres__addr_pool_disable(struct vmres_addr_allocator *a);
 
+/*
+ * vmres__addr_validate() - the argument errors of vmres_addr_alloc(), in its
+ * documented order, for an allocator of [@first, @last]: none depends on
+ * what is allocated. 0 or the error. The system layer's first phase uses it
+ * on a kind's span. Any thread; reads only its arguments.
+ */
+int vmres__addr_validate(uint64_t first, uint64_t last, const struct vmres_addr_request *req);
+
 /* Bytes of one tree node: what each allocated range costs, allocator aside. */
 size_t vmres__addr_node_size(void);
 
