@@ -6,9 +6,11 @@
  */
 #include "vmres_test.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal/rcu.h"
 #include "internal/system.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -1542,6 +1544,196 @@ static void test_system_free_ex_stops_at_the_first_entry(void **state)
 	destroy_and_check_leaks(sys, &mem);
 }
 
+/*
+ * A hook for the reserve tests below: the counting hook of vmres_test.h,
+ * plus a gate that the second failed allocation after gate_arm() opens.
+ */
+struct gated_mem {
+	struct vmres_test_mem base;
+	struct vmres_mem_ops inner;
+	int armed;   /* atomic: failures left before the gate opens, 0 = off */
+	int release; /* atomic: 1 once the gate is open */
+};
+
+static void *gated_alloc(void *ctx, size_t size)
+{
+	struct gated_mem *g = ctx;
+	void *p = g->inner.alloc(g->inner.ctx, size);
+
+	if (!p && __atomic_load_n(&g->armed, __ATOMIC_RELAXED) > 0 &&
+	    __atomic_sub_fetch(&g->armed, 1, __ATOMIC_RELAXED) == 0)
+		__atomic_store_n(&g->release, 1, __ATOMIC_RELEASE); /* pairs with gp_hold() */
+	return p;
+}
+
+static void gated_free(void *ctx, void *p, size_t size)
+{
+	struct gated_mem *g = ctx;
+
+	g->inner.free(g->inner.ctx, p, size);
+}
+
+/* A registered reader that holds up every grace period until the gate opens. */
+struct gp_holder {
+	struct gated_mem *mem;
+	int ready; /* atomic */
+};
+
+static void *gp_hold(void *arg)
+{
+	struct gp_holder *h = arg;
+
+	if (vmres_thread_register())
+		abort();
+	vmres__rcu_read_lock(); /* qsbr: being online is what holds them up */
+	__atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&h->mem->release, __ATOMIC_ACQUIRE))
+		sched_yield();
+	vmres__rcu_read_unlock();
+	vmres_thread_unregister();
+	return NULL;
+}
+
+static unsigned reserve_free(struct vmres_system *sys)
+{
+	return vmres__reserve_free_blocks(sys, 0) + vmres__reserve_free_blocks(sys, 1);
+}
+
+/*
+ * With the hook failing and the reserve dry, a rollback's free fails every
+ * try: the resource stays allocated and is counted in rollback_leaks
+ * (system.h). Then a rollback whose first try fails but whose later try
+ * succeeds, once an RCU barrier has brought reserve blocks back, leaks
+ * nothing. Deterministic: only this thread allocates, and retired nodes
+ * come back only after the barrier (a reader holds grace periods up until
+ * the rollback's second failed hook call, so its first try cannot succeed).
+ *
+ * Set-up: device IDs 0..800 taken, the odd ones freed (one node each, from
+ * the hook). With the hook failing, each batch takes odd ID id (alloc_at
+ * empties its node: no memory needed) and fails on ID 0 (IN_USE); its
+ * rollback frees id, whose node must come from the reserve, and stays in
+ * the list: one block per batch, never back.
+ */
+static void test_system_rollback_leak_when_reserve_dry(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct gated_mem mem;
+	struct vmres_layout layout;
+	struct vmres_mem_ops ops = { gated_alloc, gated_free, &mem };
+	struct vmres_system *sys = NULL;
+	struct vmres_system_counters c;
+	struct vmres_resource held[801], got[17];
+	uint64_t big[VMRES__RESERVE_LARGE_COUNT], leaked[8];
+	unsigned nbig = 0, nleaked = 0;
+	uint64_t fallbacks;
+	size_t failed;
+	bool dry = false;
+
+	memset(&mem, 0, sizeof(mem));
+	vmres_test_mem_init(&mem.base);
+	mem.inner = vmres_test_mem_ops(&mem.base);
+	vmres_layout_x86_64_default(&layout);
+	assert_int_equal(vmres_system_create_ex(&layout, &ops, &sys), VMRES_OK);
+	for (uint64_t id = 0; id < ARRAY_SIZE(held); id++) {
+		const struct vmres_request q = id_req(VMRES_DEVICE_ID, id);
+
+		assert_int_equal(vmres_system_allocate(sys, &q, 1, &held[id]), VMRES_OK);
+		assert_int_equal(held[id].range.start, id);
+	}
+	for (uint64_t id = 1; id < ARRAY_SIZE(held); id += 2)
+		assert_int_equal(vmres_system_free(sys, &held[id], 1), VMRES_OK);
+	vmres_rcu_barrier();
+	assert_int_equal(reserve_free(sys),
+			 VMRES__RESERVE_SMALL_COUNT + VMRES__RESERVE_LARGE_COUNT);
+
+	vmres_test_mem_fail_after(&mem.base, 0); /* every allocation fails from now */
+	for (uint64_t id = 1; id < ARRAY_SIZE(held) && !dry; id += 2) {
+		const struct vmres_request batch[] = { id_at(VMRES_DEVICE_ID, id, id),
+						       id_at(VMRES_DEVICE_ID, 0, id) };
+		const unsigned small = vmres__reserve_free_blocks(sys, 0);
+		const unsigned large = vmres__reserve_free_blocks(sys, 1);
+
+		failed = 77;
+		assert_int_equal(vmres_system_allocate_ex(sys, batch, 2, got, &failed),
+				 VMRES_E_IN_USE);
+		assert_int_equal(failed, 1);
+		assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+		assert_int_equal(c.rollbacks, (id + 1) / 2);
+		if (c.rollback_leaks == nleaked) {
+			/* Given back, with one reserve block. */
+			assert_false(id_held(sys, VMRES_DEVICE_ID, id));
+			assert_int_equal(reserve_free(sys), small + large - 1);
+			if (vmres__reserve_free_blocks(sys, 1) < large)
+				big[nbig++] = id;
+			continue;
+		}
+		/* Leaked: only when no reserve block could hold its node. */
+		assert_int_equal(c.rollback_leaks, nleaked + 1);
+		assert_int_equal(large, 0);
+		assert_true(id_held(sys, VMRES_DEVICE_ID, id));
+		assert_true(nleaked < ARRAY_SIZE(leaked));
+		leaked[nleaked++] = id;
+		dry = small == 0;
+	}
+	print_message("reserve dry: %u leaked, %u large blocks lent\n", nleaked, nbig);
+	assert_true(dry);
+	assert_int_equal(reserve_free(sys), 0);
+	assert_true(nbig > 0);
+
+	/*
+	 * Now a rollback that needs a retry: the batch empties the nodes of
+	 * some IDs that hold large reserve blocks (retired, but held up by the
+	 * reader) and fails; the first free of the rollback finds the reserve
+	 * dry, and a later try finds the blocks the barrier brought back.
+	 */
+	{
+		struct gp_holder holder = { &mem, 0 };
+		struct vmres_request batch[VMRES__RESERVE_LARGE_COUNT + 1];
+		pthread_t t;
+		int64_t failures = vmres_test_mem_failures(&mem.base);
+
+		assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+		fallbacks = c.reserve_fallbacks;
+		for (unsigned i = 0; i < nbig; i++)
+			batch[i] = id_at(VMRES_DEVICE_ID, big[i], i);
+		batch[nbig] = id_at(VMRES_DEVICE_ID, 0, nbig);
+		__atomic_store_n(&mem.armed, 2, __ATOMIC_RELAXED);
+		assert_int_equal(pthread_create(&t, NULL, gp_hold, &holder), 0);
+		while (!__atomic_load_n(&holder.ready, __ATOMIC_ACQUIRE))
+			sched_yield();
+		failed = 77;
+		assert_int_equal(vmres_system_allocate_ex(sys, batch, nbig + 1, got, &failed),
+				 VMRES_E_IN_USE);
+		assert_int_equal(failed, nbig);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		/* The first try failed, then a retry ran (each try asks the hook once). */
+		assert_true(vmres_test_mem_failures(&mem.base) - failures >= 2);
+		assert_int_equal(__atomic_load_n(&mem.release, __ATOMIC_RELAXED), 1);
+		assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+		assert_int_equal(c.rollback_leaks, nleaked);
+		assert_int_equal(c.reserve_fallbacks, fallbacks + nbig);
+		for (unsigned i = 0; i < nbig; i++)
+			assert_false(id_held(sys, VMRES_DEVICE_ID, big[i]));
+	}
+
+	/* The hook works again: a leaked ID is still allocated and frees. */
+	vmres_test_mem_fail_after(&mem.base, -1);
+	for (unsigned i = 0; i < nleaked; i++) {
+		const struct vmres_resource r = { .kind = VMRES_DEVICE_ID,
+						  .range = { leaked[i], leaked[i] } };
+
+		assert_int_equal(vmres_system_free(sys, &r, 1), VMRES_OK);
+	}
+	for (uint64_t id = 0; id < ARRAY_SIZE(held); id += 2)
+		assert_int_equal(vmres_system_free(sys, &held[id], 1), VMRES_OK);
+	assert_all_free(sys);
+	vmres_system_destroy(sys);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_bytes(&mem.base), 0);
+	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1568,6 +1760,7 @@ int main(void)
 		cmocka_unit_test(test_system_edge_spans),
 		cmocka_unit_test(test_system_destroy_after_reserve_rollback),
 		cmocka_unit_test(test_system_reserve_refills_after_outages),
+		cmocka_unit_test(test_system_rollback_leak_when_reserve_dry),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
