@@ -13,7 +13,8 @@
  *     consistent, and holds no more ranges than the writers can own at once;
  *   - stats never report more ranges or bytes than possible.
  * Writers check that a range they own is visible to lookups from the moment
- * their alloc returns (linearizability of the publish) until they free it.
+ * their alloc returns (linearizability of the publish) until they free it,
+ * and that every refusal has a reason (writer_check_refusal()).
  * A second test races writers freeing the same ranges: each range is freed
  * exactly once, every other attempt sees VMRES_E_NOT_FOUND.
  * The memory hook fails one allocation in 61: NOMEM must change nothing
@@ -32,6 +33,7 @@
 #define READERS 4
 #define WRITERS 3
 #define OWN_MAX 48
+#define SIZE_MAX_REQ 4096 /* bytes, the most a writer asks for */
 #define SPAN_FIRST 0x10000000ull
 #define SPAN_LAST (SPAN_FIRST + (1ull << 20) - 1)
 
@@ -80,12 +82,15 @@ static bool tag_matches(struct vmres_range r, uint64_t tag)
  * other writers race and readers read. Counts live blocks for the leak check.
  */
 static int64_t hook_calls, hook_live, hook_failed;
+/* The hook's failures in this thread: a NOMEM answer needs one in its call. */
+static _Thread_local uint64_t hook_failed_here;
 
 static void *flaky_alloc(void *ctx, size_t size)
 {
 	(void)ctx;
 	if (__atomic_fetch_add(&hook_calls, 1, __ATOMIC_RELAXED) % 61 == 60) {
 		__atomic_add_fetch(&hook_failed, 1, __ATOMIC_RELAXED);
+		hook_failed_here++;
 		return NULL;
 	}
 	void *p = malloc(size);
@@ -200,25 +205,68 @@ struct owned {
 	uint64_t tag;
 };
 
+/*
+ * A refused alloc must have a reason the writer can tell: IN_USE only for an
+ * EXACT request and OUT_OF_RANGE only for one sticking out of the span;
+ * NOMEM only after the hook failed in this very call (allocations happen in
+ * the calling thread); EXHAUSTED only for FIRST/LAST requests too big for
+ * the largest gap there may be. At any instant at most WRITERS * OWN_MAX
+ * ranges of at most SIZE_MAX_REQ bytes are allocated (a writer owns at most
+ * OWN_MAX, counting the one its alloc is making), so some gap has at least
+ * GAP_MIN bytes, and a request of size s aligned to a fits any gap of
+ * s + a - 1 bytes.
+ */
+#define GAP_MIN                                                                      \
+	((SPAN_LAST - SPAN_FIRST + 1 - (uint64_t)WRITERS * OWN_MAX * SIZE_MAX_REQ) / \
+	 ((uint64_t)WRITERS * OWN_MAX + 1))
+
+static void writer_check_refusal(const struct vmres_addr_request *q, int rc, uint64_t failed)
+{
+	const bool exact = q->policy == VMRES_EXACT_MATCH;
+
+	switch (rc) {
+	case VMRES_E_IN_USE:
+		CHECK(exact, "alloc: IN_USE for policy %d", (int)q->policy);
+		break;
+	case VMRES_E_OUT_OF_RANGE:
+		CHECK(exact && q->addr + q->size - 1 > SPAN_LAST,
+		      "alloc: OUT_OF_RANGE for [%#" PRIx64 ", +%#" PRIx64 "], policy %d", q->addr,
+		      q->size, (int)q->policy);
+		break;
+	case VMRES_E_EXHAUSTED:
+		CHECK(!exact && q->size + q->align - 1 > GAP_MIN,
+		      "alloc: EXHAUSTED for %#" PRIx64 " bytes aligned to %#" PRIx64
+		      ", policy %d (some gap has %#llx)",
+		      q->size, q->align, (int)q->policy, (unsigned long long)GAP_MIN);
+		break;
+	case VMRES_E_NOMEM:
+		CHECK(failed > 0, "alloc: NOMEM with no failed hook call");
+		break;
+	default:
+		CHECK(false, "alloc: %d", rc);
+	}
+}
+
 static void writer_alloc(struct worker *w, struct owned *own, unsigned *n)
 {
 	struct vmres_addr_request q;
 	struct vmres_range r;
+	uint64_t failed_before;
 	int rc;
 
-	q.size = 1 + vmres_test_rand_below(&w->seed, 4096);
+	q.size = 1 + vmres_test_rand_below(&w->seed, SIZE_MAX_REQ);
 	q.align = 1ull << vmres_test_rand_below(&w->seed, 9);
 	q.policy = (enum vmres_policy)vmres_test_rand_below(&w->seed, 3);
 	q.addr = (SPAN_FIRST + vmres_test_rand_below(&w->seed, 1u << 20)) & ~(q.align - 1);
 	q.tag = q.policy == VMRES_EXACT_MATCH
 			? tag_exact((struct vmres_range){ q.addr, q.addr + q.size - 1 })
 			: tag_sized(q.size);
+	failed_before = hook_failed_here;
 	rc = vmres_addr_alloc(w->a, &q, &r);
-	CHECK(rc == 0 || rc == VMRES_E_IN_USE || rc == VMRES_E_OUT_OF_RANGE ||
-		      rc == VMRES_E_EXHAUSTED || rc == VMRES_E_NOMEM,
-	      "alloc: %d", rc);
-	if (rc)
+	if (rc) {
+		writer_check_refusal(&q, rc, hook_failed_here - failed_before);
 		return;
+	}
 	CHECK(r.end - r.start + 1 == q.size && !(r.start & (q.align - 1)),
 	      "alloc gave [%#" PRIx64 ", %#" PRIx64 "]", r.start, r.end);
 	writer_verify_own(w, r, q.tag);
@@ -233,12 +281,14 @@ static void writer_alloc(struct worker *w, struct owned *own, unsigned *n)
  */
 static int writer_free_at(struct worker *w, struct owned *own, unsigned *n, unsigned i)
 {
+	uint64_t failed_before;
 	int rc;
 
 	writer_verify_own(w, own[i].r, own[i].tag);
+	failed_before = hook_failed_here;
 	rc = vmres_addr_free(w->a, own[i].r);
-	CHECK(rc == 0 || rc == VMRES_E_NOMEM, "free of own [%#" PRIx64 ", %#" PRIx64 "]: %d",
-	      own[i].r.start, own[i].r.end, rc);
+	CHECK(rc == 0 || (rc == VMRES_E_NOMEM && hook_failed_here > failed_before),
+	      "free of own [%#" PRIx64 ", %#" PRIx64 "]: %d", own[i].r.start, own[i].r.end, rc);
 	if (rc == 0)
 		own[i] = own[--*n];
 	else if (rc == VMRES_E_NOMEM)
