@@ -484,8 +484,9 @@ static void test_id_stress_alloc_sees_completed_frees(void **state)
  * say ALREADY_FREED, never NEVER_ALLOCATED). Neighbouring IDs belong to other
  * threads, so merges, inserts, splits and deletions race on the same links.
  * Every other round the memory hook fails at random: a call that needed a
- * node may then say NOMEM, and must have changed nothing. The NOMEM answers
- * are counted: over the run there must be some, or the injection never ran.
+ * node may then say NOMEM, and must have changed nothing, and only after a
+ * hook call of its own failed. The NOMEM answers are counted: over the run
+ * there must be some, or the injection never ran.
  */
 #define ZONE_THREADS 3
 #define EXACT_THREADS 5
@@ -539,6 +540,8 @@ static void exact_error(struct exact_run *r, const char *what, uint32_t id, int 
 
 /* Per-thread stream for the hook's failures (no shared state to race on). */
 static _Thread_local uint64_t flaky_rng;
+/* The hook's failures in this thread: a NOMEM answer needs one in its call. */
+static _Thread_local uint64_t flaky_failed_here;
 
 static void *flaky_alloc(void *ctx, size_t size)
 {
@@ -548,6 +551,7 @@ static void *flaky_alloc(void *ctx, size_t size)
 	__atomic_fetch_add(&r->hook_calls, 1, __ATOMIC_RELAXED);
 	if (vmres_test_rand_below(&flaky_rng, 1000) < r->fail_permille) {
 		__atomic_fetch_add(&r->hook_failed, 1, __ATOMIC_RELAXED);
+		flaky_failed_here++;
 		return NULL;
 	}
 	p = malloc(size);
@@ -565,16 +569,27 @@ static void flaky_free(void *ctx, void *p, size_t size)
 	free(p);
 }
 
+/* A NOMEM answer from a call that began when flaky_failed_here was @before. */
+static void nomem_seen(struct exact_run *r, uint64_t before, uint32_t id)
+{
+	__atomic_fetch_add(&r->nomem, 1, __ATOMIC_RELAXED);
+	/* Allocations happen in the calling thread: one of them must have failed. */
+	if (flaky_failed_here == before)
+		exact_error(r, "NOMEM with no failed hook call", id, VMRES_E_NOMEM, VMRES_OK);
+}
+
 /* Gives @id back; false (still held) if the free ran out of memory. */
 static bool zone_free(struct exact_worker *w, uint32_t id)
 {
 	struct exact_run *r = w->r;
+	uint64_t before;
 	int rc;
 
 	__atomic_store_n(&r->owner[id], 0, __ATOMIC_RELAXED);
+	before = flaky_failed_here;
 	rc = vmres_id_free(r->ids, id);
 	if (rc == VMRES_E_NOMEM) { /* nothing changed: it is still ours */
-		__atomic_fetch_add(&r->nomem, 1, __ATOMIC_RELAXED);
+		nomem_seen(r, before, id);
 		__atomic_store_n(&r->owner[id], w->index + 1, __ATOMIC_RELAXED);
 		return false;
 	}
@@ -666,13 +681,14 @@ static void *exact_owner_main(void *arg)
 		uint32_t id = r->zone + w->index + k * EXACT_THREADS;
 		uint32_t op = (uint32_t)vmres_test_rand_below(&rng, 10);
 		bool held = st[k] == EXACT_HELD;
+		uint64_t before = flaky_failed_here;
 
 		if (op < 4) {
 			int rc = vmres_id_alloc_at(r->ids, id);
 
 			/* Only a take that needs a node may run out of memory. */
 			if (rc == VMRES_E_NOMEM && !held) {
-				__atomic_fetch_add(&r->nomem, 1, __ATOMIC_RELAXED);
+				nomem_seen(r, before, id);
 				continue; /* nothing changed; is_allocated checks later */
 			}
 			exact_check(r, id, rc, held ? VMRES_E_IN_USE : VMRES_OK, "alloc_at");
@@ -684,7 +700,7 @@ static void *exact_owner_main(void *arg)
 			int rc = vmres_id_free(r->ids, id);
 
 			if (rc == VMRES_E_NOMEM && held) {
-				__atomic_fetch_add(&r->nomem, 1, __ATOMIC_RELAXED);
+				nomem_seen(r, before, id);
 				continue; /* nothing changed: still held */
 			}
 			exact_check(r, id, rc, want, "free");
