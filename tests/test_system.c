@@ -1734,6 +1734,168 @@ static void test_system_rollback_leak_when_reserve_dry(void **state)
 	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), 0);
 }
 
+/*
+ * A hook that stops in the free of one 8 KiB block (a small-class chunk's
+ * arena: 64 blocks of 128 bytes) until the test lets it go.
+ */
+struct stop_mem {
+	struct vmres_test_mem base;
+	struct vmres_mem_ops inner;
+	int armed;   /* atomic: 1 until the hook stops once */
+	int stopped; /* atomic: 1 while it waits */
+	int go;	     /* atomic: 1 lets it return */
+};
+
+static void *stop_alloc(void *ctx, size_t size)
+{
+	struct stop_mem *m = ctx;
+
+	return m->inner.alloc(m->inner.ctx, size);
+}
+
+static void stop_free(void *ctx, void *p, size_t size)
+{
+	struct stop_mem *m = ctx;
+	int one = 1;
+
+	if (size == 64 * VMRES__RESERVE_SMALL_BLOCK &&
+	    __atomic_compare_exchange_n(&m->armed, &one, 0, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED)) {
+		/* Release/acquire: pair with the test thread's loads and store. */
+		__atomic_store_n(&m->stopped, 1, __ATOMIC_RELEASE);
+		while (!__atomic_load_n(&m->go, __ATOMIC_ACQUIRE))
+			sched_yield();
+		__atomic_store_n(&m->stopped, 0, __ATOMIC_RELEASE);
+	}
+	m->inner.free(m->inner.ctx, p, size);
+}
+
+/* The open chunk of the small class that @p is a block of, or NULL. */
+static struct vmres__reserve_chunk *small_chunk_of(struct vmres_system *sys, const void *p)
+{
+	const struct vmres__reserve_class *c = &sys->reserve.cls[0];
+
+	for (struct vmres__reserve_chunk *ch = c->chunks; ch; ch = ch->older) {
+		const unsigned char *a = ch->arena;
+
+		if (a && (const unsigned char *)p >= a &&
+		    (const unsigned char *)p < a + (size_t)ch->count * c->block)
+			return ch;
+	}
+	return NULL;
+}
+
+/* Lends @n small reserve blocks as a rollback whose hook fails would. */
+static void lend_small(struct vmres_system *sys, struct stop_mem *m, void **out, unsigned n,
+		       struct vmres__reserve_chunk *from)
+{
+	vmres_test_mem_fail_after(&m->base, 0);
+	vmres__rollback_enter();
+	for (unsigned i = 0; i < n; i++) {
+		out[i] = sys->kind_mem.alloc(sys->kind_mem.ctx, VMRES__RESERVE_SMALL_BLOCK);
+		assert_non_null(out[i]);
+		assert_ptr_equal(small_chunk_of(sys, out[i]), from);
+	}
+	vmres__rollback_leave();
+	vmres_test_mem_fail_after(&m->base, -1);
+}
+
+/* An allocation outside a rollback that the hook serves: it refills. */
+static void hook_works_once(struct vmres_system *sys)
+{
+	void *p = sys->kind_mem.alloc(sys->kind_mem.ctx, VMRES__RESERVE_SMALL_BLOCK);
+
+	assert_non_null(p);
+	sys->kind_mem.free(sys->kind_mem.ctx, p, VMRES__RESERVE_SMALL_BLOCK);
+}
+
+struct give_back_arg {
+	struct vmres_system *sys;
+	void *block;
+};
+
+static void *give_back_block(void *arg)
+{
+	struct give_back_arg *g = arg;
+
+	g->sys->kind_mem.free(g->sys->kind_mem.ctx, g->block, VMRES__RESERVE_SMALL_BLOCK);
+	return NULL;
+}
+
+/*
+ * A shrink asked for while another thread's shrink holds the class is not
+ * lost (class_shrink() in src/system_reserve.c). The small class (target
+ * 256, quantum 64) is made to hold the base and two refill chunks, C2 and
+ * the newer C1, all free but for one block of C1 and one of C2. Thread A
+ * gives C2's block back: its shrink pass finds C1 not wholly free, closes
+ * C2 and stops in the hook's free of C2's arena. Then this thread gives
+ * C1's block back: the class is a quantum over its target, but A holds it,
+ * so this push only asks for another pass. A must make it when it leaves
+ * and close C1 too, which brings the class back to its target.
+ */
+static void test_system_reserve_shrink_asked_while_busy(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct stop_mem mem;
+	struct vmres_layout layout;
+	struct vmres_mem_ops ops = { stop_alloc, stop_free, &mem };
+	struct vmres_system *sys = NULL;
+	struct vmres__reserve_chunk *base, *c1, *c2;
+	void *from_base[64], *from_c2[64], *from_c1;
+	struct give_back_arg a;
+	pthread_t t;
+
+	memset(&mem, 0, sizeof(mem));
+	vmres_test_mem_init(&mem.base);
+	mem.inner = vmres_test_mem_ops(&mem.base);
+	vmres_layout_x86_64_default(&layout);
+	assert_int_equal(vmres_system_create_ex(&layout, &ops, &sys), VMRES_OK);
+	assert_int_equal(VMRES__RESERVE_SMALL_COUNT / 4, 64); /* the quantum */
+	base = sys->reserve.cls[0].chunks;
+
+	lend_small(sys, &mem, from_base, 64, base);
+	hook_works_once(sys); /* opens C2 */
+	c2 = sys->reserve.cls[0].chunks;
+	assert_ptr_not_equal(c2, base);
+	lend_small(sys, &mem, from_c2, 64, c2); /* newest first: all of C2 */
+	hook_works_once(sys);			/* opens C1 */
+	c1 = sys->reserve.cls[0].chunks;
+	assert_ptr_not_equal(c1, c2);
+	lend_small(sys, &mem, &from_c1, 1, c1);
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 384);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 255);
+
+	/* Back to the base, then all of C2 but one: no chunk is wholly free. */
+	for (unsigned i = 0; i < 64; i++)
+		sys->kind_mem.free(sys->kind_mem.ctx, from_base[i], VMRES__RESERVE_SMALL_BLOCK);
+	for (unsigned i = 0; i < 63; i++)
+		sys->kind_mem.free(sys->kind_mem.ctx, from_c2[i], VMRES__RESERVE_SMALL_BLOCK);
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 384);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 382);
+
+	__atomic_store_n(&mem.armed, 1, __ATOMIC_RELAXED);
+	a = (struct give_back_arg){ sys, from_c2[63] };
+	assert_int_equal(pthread_create(&t, NULL, give_back_block, &a), 0);
+	while (!__atomic_load_n(&mem.stopped, __ATOMIC_ACQUIRE))
+		sched_yield();
+	/* A holds the class, in the middle of closing C2. */
+	assert_int_equal(__atomic_load_n(&sys->reserve.cls[0].busy, __ATOMIC_RELAXED), 1);
+	sys->kind_mem.free(sys->kind_mem.ctx, from_c1, VMRES__RESERVE_SMALL_BLOCK);
+	assert_int_equal(__atomic_load_n(&sys->reserve.cls[0].busy, __ATOMIC_RELAXED), 1);
+	__atomic_store_n(&mem.go, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(t, NULL), 0);
+
+	/* Both refill chunks closed: the base alone, wholly free. */
+	assert_int_equal(vmres__reserve_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_int_equal(vmres__reserve_blocks(sys, 1), VMRES__RESERVE_LARGE_COUNT);
+	vmres_system_destroy(sys);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_bytes(&mem.base), 0);
+	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1761,6 +1923,7 @@ int main(void)
 		cmocka_unit_test(test_system_destroy_after_reserve_rollback),
 		cmocka_unit_test(test_system_reserve_refills_after_outages),
 		cmocka_unit_test(test_system_rollback_leak_when_reserve_dry),
+		cmocka_unit_test(test_system_reserve_shrink_asked_while_busy),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
