@@ -1545,37 +1545,67 @@ static void test_system_free_ex_stops_at_the_first_entry(void **state)
 }
 
 /*
- * A hook for the reserve tests below: the counting hook of vmres_test.h,
- * plus a gate that the second failed allocation after gate_arm() opens.
+ * The hook of the reserve tests below: the counting hook of vmres_test.h
+ * plus two gates. After alloc_gate_arm(n), the n-th failed allocation sets
+ * alloc_gate_open. After free_stop_armed is set, the next free of one 8 KiB
+ * block (a small-class chunk's arena: 64 blocks of 128 bytes) sets
+ * free_stopped and waits for free_go before it frees.
  */
-struct gated_mem {
+struct reserve_mem {
 	struct vmres_test_mem base;
 	struct vmres_mem_ops inner;
-	int armed;   /* atomic: failures left before the gate opens, 0 = off */
-	int release; /* atomic: 1 once the gate is open */
+	int alloc_gate;	     /* atomic: failures left before the gate opens, 0 = off */
+	int alloc_gate_open; /* atomic */
+	int free_stop_armed; /* atomic */
+	int free_stopped;    /* atomic */
+	int free_go;	     /* atomic */
 };
 
-static void *gated_alloc(void *ctx, size_t size)
+static void *reserve_mem_alloc(void *ctx, size_t size)
 {
-	struct gated_mem *g = ctx;
-	void *p = g->inner.alloc(g->inner.ctx, size);
+	struct reserve_mem *m = ctx;
+	void *p = m->inner.alloc(m->inner.ctx, size);
 
-	if (!p && __atomic_load_n(&g->armed, __ATOMIC_RELAXED) > 0 &&
-	    __atomic_sub_fetch(&g->armed, 1, __ATOMIC_RELAXED) == 0)
-		__atomic_store_n(&g->release, 1, __ATOMIC_RELEASE); /* pairs with gp_hold() */
+	if (!p && __atomic_load_n(&m->alloc_gate, __ATOMIC_RELAXED) > 0 &&
+	    __atomic_sub_fetch(&m->alloc_gate, 1, __ATOMIC_RELAXED) == 0)
+		__atomic_store_n(&m->alloc_gate_open, 1, __ATOMIC_RELEASE); /* see gp_hold() */
 	return p;
 }
 
-static void gated_free(void *ctx, void *p, size_t size)
+static void reserve_mem_free(void *ctx, void *p, size_t size)
 {
-	struct gated_mem *g = ctx;
+	struct reserve_mem *m = ctx;
+	int one = 1;
 
-	g->inner.free(g->inner.ctx, p, size);
+	if (size == 64 * VMRES__RESERVE_SMALL_BLOCK &&
+	    __atomic_compare_exchange_n(&m->free_stop_armed, &one, 0, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED)) {
+		/* Release/acquire: pair with the test thread's loads and store. */
+		__atomic_store_n(&m->free_stopped, 1, __ATOMIC_RELEASE);
+		while (!__atomic_load_n(&m->free_go, __ATOMIC_ACQUIRE))
+			sched_yield();
+	}
+	m->inner.free(m->inner.ctx, p, size);
+}
+
+/* A default-layout system on @m (static: late RCU callbacks may use it). */
+static struct vmres_system *make_on_reserve_mem(struct reserve_mem *m)
+{
+	struct vmres_layout layout;
+	struct vmres_mem_ops ops = { reserve_mem_alloc, reserve_mem_free, m };
+	struct vmres_system *sys = NULL;
+
+	memset(m, 0, sizeof(*m));
+	vmres_test_mem_init(&m->base);
+	m->inner = vmres_test_mem_ops(&m->base);
+	vmres_layout_x86_64_default(&layout);
+	assert_int_equal(vmres_system_create_ex(&layout, &ops, &sys), VMRES_OK);
+	return sys;
 }
 
 /* A registered reader that holds up every grace period until the gate opens. */
 struct gp_holder {
-	struct gated_mem *mem;
+	struct reserve_mem *mem;
 	int ready; /* atomic */
 };
 
@@ -1587,7 +1617,7 @@ static void *gp_hold(void *arg)
 		abort();
 	vmres__rcu_read_lock(); /* qsbr: being online is what holds them up */
 	__atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
-	while (!__atomic_load_n(&h->mem->release, __ATOMIC_ACQUIRE))
+	while (!__atomic_load_n(&h->mem->alloc_gate_open, __ATOMIC_ACQUIRE))
 		sched_yield();
 	vmres__rcu_read_unlock();
 	vmres_thread_unregister();
@@ -1618,10 +1648,8 @@ static void test_system_rollback_leak_when_reserve_dry(void **state)
 {
 	(void)state;
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
-	static struct gated_mem mem;
-	struct vmres_layout layout;
-	struct vmres_mem_ops ops = { gated_alloc, gated_free, &mem };
-	struct vmres_system *sys = NULL;
+	static struct reserve_mem mem;
+	struct vmres_system *sys = make_on_reserve_mem(&mem);
 	struct vmres_system_counters c;
 	struct vmres_resource held[801], got[17];
 	uint64_t big[VMRES__RESERVE_LARGE_COUNT], leaked[8];
@@ -1630,11 +1658,6 @@ static void test_system_rollback_leak_when_reserve_dry(void **state)
 	size_t failed;
 	bool dry = false;
 
-	memset(&mem, 0, sizeof(mem));
-	vmres_test_mem_init(&mem.base);
-	mem.inner = vmres_test_mem_ops(&mem.base);
-	vmres_layout_x86_64_default(&layout);
-	assert_int_equal(vmres_system_create_ex(&layout, &ops, &sys), VMRES_OK);
 	for (uint64_t id = 0; id < ARRAY_SIZE(held); id++) {
 		const struct vmres_request q = id_req(VMRES_DEVICE_ID, id);
 
@@ -1698,7 +1721,7 @@ static void test_system_rollback_leak_when_reserve_dry(void **state)
 		for (unsigned i = 0; i < nbig; i++)
 			batch[i] = id_at(VMRES_DEVICE_ID, big[i], i);
 		batch[nbig] = id_at(VMRES_DEVICE_ID, 0, nbig);
-		__atomic_store_n(&mem.armed, 2, __ATOMIC_RELAXED);
+		__atomic_store_n(&mem.alloc_gate, 2, __ATOMIC_RELAXED);
 		assert_int_equal(pthread_create(&t, NULL, gp_hold, &holder), 0);
 		while (!__atomic_load_n(&holder.ready, __ATOMIC_ACQUIRE))
 			sched_yield();
@@ -1709,7 +1732,7 @@ static void test_system_rollback_leak_when_reserve_dry(void **state)
 		assert_int_equal(pthread_join(t, NULL), 0);
 		/* The first try failed, then a retry ran (each try asks the hook once). */
 		assert_true(vmres_test_mem_failures(&mem.base) - failures >= 2);
-		assert_int_equal(__atomic_load_n(&mem.release, __ATOMIC_RELAXED), 1);
+		assert_int_equal(__atomic_load_n(&mem.alloc_gate_open, __ATOMIC_RELAXED), 1);
 		assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
 		assert_int_equal(c.rollback_leaks, nleaked);
 		assert_int_equal(c.reserve_fallbacks, fallbacks + nbig);
@@ -1728,46 +1751,7 @@ static void test_system_rollback_leak_when_reserve_dry(void **state)
 	for (uint64_t id = 0; id < ARRAY_SIZE(held); id += 2)
 		assert_int_equal(vmres_system_free(sys, &held[id], 1), VMRES_OK);
 	assert_all_free(sys);
-	vmres_system_destroy(sys);
-	vmres_rcu_barrier();
-	assert_int_equal(vmres_test_mem_live_bytes(&mem.base), 0);
-	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), 0);
-}
-
-/*
- * A hook that stops in the free of one 8 KiB block (a small-class chunk's
- * arena: 64 blocks of 128 bytes) until the test lets it go.
- */
-struct stop_mem {
-	struct vmres_test_mem base;
-	struct vmres_mem_ops inner;
-	int armed;   /* atomic: 1 until the hook stops once */
-	int stopped; /* atomic: 1 while it waits */
-	int go;	     /* atomic: 1 lets it return */
-};
-
-static void *stop_alloc(void *ctx, size_t size)
-{
-	struct stop_mem *m = ctx;
-
-	return m->inner.alloc(m->inner.ctx, size);
-}
-
-static void stop_free(void *ctx, void *p, size_t size)
-{
-	struct stop_mem *m = ctx;
-	int one = 1;
-
-	if (size == 64 * VMRES__RESERVE_SMALL_BLOCK &&
-	    __atomic_compare_exchange_n(&m->armed, &one, 0, false, __ATOMIC_RELAXED,
-					__ATOMIC_RELAXED)) {
-		/* Release/acquire: pair with the test thread's loads and store. */
-		__atomic_store_n(&m->stopped, 1, __ATOMIC_RELEASE);
-		while (!__atomic_load_n(&m->go, __ATOMIC_ACQUIRE))
-			sched_yield();
-		__atomic_store_n(&m->stopped, 0, __ATOMIC_RELEASE);
-	}
-	m->inner.free(m->inner.ctx, p, size);
+	destroy_and_check_leaks(sys, &mem.base);
 }
 
 /* The open chunk of the small class that @p is a block of, or NULL. */
@@ -1786,7 +1770,7 @@ static struct vmres__reserve_chunk *small_chunk_of(struct vmres_system *sys, con
 }
 
 /* Lends @n small reserve blocks as a rollback whose hook fails would. */
-static void lend_small(struct vmres_system *sys, struct stop_mem *m, void **out, unsigned n,
+static void lend_small(struct vmres_system *sys, struct reserve_mem *m, void **out, unsigned n,
 		       struct vmres__reserve_chunk *from)
 {
 	vmres_test_mem_fail_after(&m->base, 0);
@@ -1837,20 +1821,13 @@ static void test_system_reserve_shrink_asked_while_busy(void **state)
 {
 	(void)state;
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
-	static struct stop_mem mem;
-	struct vmres_layout layout;
-	struct vmres_mem_ops ops = { stop_alloc, stop_free, &mem };
-	struct vmres_system *sys = NULL;
+	static struct reserve_mem mem;
+	struct vmres_system *sys = make_on_reserve_mem(&mem);
 	struct vmres__reserve_chunk *base, *c1, *c2;
 	void *from_base[64], *from_c2[64], *from_c1;
 	struct give_back_arg a;
 	pthread_t t;
 
-	memset(&mem, 0, sizeof(mem));
-	vmres_test_mem_init(&mem.base);
-	mem.inner = vmres_test_mem_ops(&mem.base);
-	vmres_layout_x86_64_default(&layout);
-	assert_int_equal(vmres_system_create_ex(&layout, &ops, &sys), VMRES_OK);
 	assert_int_equal(VMRES__RESERVE_SMALL_COUNT / 4, 64); /* the quantum */
 	base = sys->reserve.cls[0].chunks;
 
@@ -1874,26 +1851,23 @@ static void test_system_reserve_shrink_asked_while_busy(void **state)
 	assert_int_equal(vmres__reserve_blocks(sys, 0), 384);
 	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 382);
 
-	__atomic_store_n(&mem.armed, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&mem.free_stop_armed, 1, __ATOMIC_RELAXED);
 	a = (struct give_back_arg){ sys, from_c2[63] };
 	assert_int_equal(pthread_create(&t, NULL, give_back_block, &a), 0);
-	while (!__atomic_load_n(&mem.stopped, __ATOMIC_ACQUIRE))
+	while (!__atomic_load_n(&mem.free_stopped, __ATOMIC_ACQUIRE))
 		sched_yield();
 	/* A holds the class, in the middle of closing C2. */
 	assert_int_equal(__atomic_load_n(&sys->reserve.cls[0].busy, __ATOMIC_RELAXED), 1);
 	sys->kind_mem.free(sys->kind_mem.ctx, from_c1, VMRES__RESERVE_SMALL_BLOCK);
 	assert_int_equal(__atomic_load_n(&sys->reserve.cls[0].busy, __ATOMIC_RELAXED), 1);
-	__atomic_store_n(&mem.go, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&mem.free_go, 1, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_join(t, NULL), 0);
 
 	/* Both refill chunks closed: the base alone, wholly free. */
 	assert_int_equal(vmres__reserve_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
 	assert_int_equal(vmres__reserve_free_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
 	assert_int_equal(vmres__reserve_blocks(sys, 1), VMRES__RESERVE_LARGE_COUNT);
-	vmres_system_destroy(sys);
-	vmres_rcu_barrier();
-	assert_int_equal(vmres_test_mem_live_bytes(&mem.base), 0);
-	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), 0);
+	destroy_and_check_leaks(sys, &mem.base);
 }
 
 int main(void)
