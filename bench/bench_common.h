@@ -29,7 +29,7 @@ namespace vb
 {
 
 struct options {
-	uint64_t max_ranges = 1000000; /* largest live-range count swept */
+	uint64_t max_ranges = 1000000; /* largest live-range count (or free-ID count) swept */
 	int max_threads = 8;	       /* largest thread count swept */
 	double window_s = 0.2;	       /* timed window of windowed benchmarks */
 };

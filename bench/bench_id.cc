@@ -276,29 +276,30 @@ template <class Impl> void BM_id_memory(benchmark::State &st)
 	st.counters["bytes_per_free_id"] = (double)marginal / f;
 }
 
-template <class Impl> void register_impl()
+/* Free-list sizes F up to @max (--vmres_max_ranges): the smoke run skips 10^5. */
+template <class Impl> void register_impl(uint64_t max)
 {
 	std::string n = Impl::name;
-	benchmark::RegisterBenchmark(("id_churn/" + n).c_str(), BM_id_churn<Impl>)
-		->Arg(10)
-		->Arg(1000)
-		->Arg(100000)
-		->Apply(vb::thread_sweep)
-		->Setup(churn_setup<Impl>)
-		->Teardown(churn_teardown<Impl>);
-	benchmark::RegisterBenchmark(("memory/id/" + n).c_str(), BM_id_memory<Impl>)
-		->Arg(1000)
-		->Arg(100000)
-		->Iterations(1);
+	auto *churn = benchmark::RegisterBenchmark(("id_churn/" + n).c_str(), BM_id_churn<Impl>);
+	auto *memory = benchmark::RegisterBenchmark(("memory/id/" + n).c_str(), BM_id_memory<Impl>);
+
+	for (int64_t f : { 10, 1000, 100000 })
+		if ((uint64_t)f <= max)
+			churn->Arg(f);
+	churn->Apply(vb::thread_sweep)->Setup(churn_setup<Impl>)->Teardown(churn_teardown<Impl>);
+	for (int64_t f : { 1000, 100000 })
+		if ((uint64_t)f <= max)
+			memory->Arg(f);
+	memory->Iterations(1);
 }
 
 } // namespace
 
-void vb::register_benchmarks(const options &)
+void vb::register_benchmarks(const options &o)
 {
-	register_impl<impl_vmres>();
-	register_impl<impl_set_mutex>();
-	register_impl<impl_bitmap_spin>();
+	register_impl<impl_vmres>(o.max_ranges);
+	register_impl<impl_set_mutex>(o.max_ranges);
+	register_impl<impl_bitmap_spin>(o.max_ranges);
 }
 
 void vb::cleanup_benchmarks()
