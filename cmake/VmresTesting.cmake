@@ -13,9 +13,9 @@ function(vmres_add_test name)
     list(APPEND env "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"
                     "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
   endif()
-  # Sanitized builds run 3-10x slower: under TSAN on a slow 2-CPU machine
-  # test_addr_tree took 56 s (its tree check after every step is O(n^2)), half
-  # the unit limit. Their limit is 360 s: a hang still ends CI in minutes.
+  # Sanitized builds run 3-10x slower: under TSAN on a loaded 2-CPU machine
+  # test_addr_exhaustive and test_addr_model took 170-190 s. Their limit is
+  # 360 s: a hang still ends CI in minutes.
   if(VMRES_SANITIZE)
     set(unit_timeout 360)
     set(stress_timeout 360)
