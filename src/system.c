@@ -205,6 +205,8 @@ static int check_layout(const struct vmres_layout *layout)
 			return VMRES_E_OUT_OF_RANGE; /* keeps invariant 3 */
 		if (k == VMRES_MMIO32 && layout->span[k].end > UINT32_MAX)
 			return VMRES_E_OUT_OF_RANGE; /* a 32-bit BAR cannot reach it */
+		if (k == VMRES_PIO && layout->span[k].end > 0xffff)
+			return VMRES_E_OUT_OF_RANGE; /* x86 ports are 16-bit */
 	}
 	/* Two kinds of one space would hand one unit to two devices. */
 	if (spans_overlap(layout, VMRES_MMIO32, VMRES_MMIO64) ||

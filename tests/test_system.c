@@ -187,6 +187,13 @@ static void test_system_create_rejects_bad_layouts(void **state)
 	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
 	vmres_system_destroy(sys);
 	vmres_system_destroy(NULL); /* no crash */
+
+	vmres_layout_x86_64_default(&l);
+	l.span[VMRES_PIO] = (struct vmres_range){ 0x1000, 0x10000 }; /* ports are 16-bit */
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_E_OUT_OF_RANGE);
+	l.span[VMRES_PIO] = (struct vmres_range){ 0xffff, 0xffff };
+	assert_int_equal(vmres_system_create(&l, &sys), VMRES_OK);
+	vmres_system_destroy(sys);
 }
 
 /*

@@ -30,7 +30,8 @@ extern "C" {
 
 /**
  * enum vmres_kind - the resources a VMM hands to devices
- * @VMRES_PIO:        x86 port I/O space (address kind)
+ * @VMRES_PIO:        x86 port I/O space (address kind; a system's span must
+ *                    end by 0xffff)
  * @VMRES_MMIO32:     MMIO window below 4 GiB (address kind; a system's
  *                    span must end by 0xffffffff)
  * @VMRES_MMIO64:     MMIO window for 64-bit BARs, usually above 4 GiB

@@ -111,7 +111,8 @@ VMRES_API void vmres_layout_x86_64_default(struct vmres_layout *out);
  * spans of two present kinds of one space overlap (MMIO32 and MMIO64: both
  * guest-physical addresses; LEGACY_IRQ and MSI_GSI: both GSIs), which would
  * hand one unit to two devices; VMRES_E_OUT_OF_RANGE if a present ID kind's
- * span goes past UINT32_MAX, or MMIO32's past 4 GiB - 1 (0xffffffff);
+ * span goes past UINT32_MAX, MMIO32's past 4 GiB - 1 (0xffffffff), or
+ * PIO's past 0xffff (x86 ports are 16-bit);
  * VMRES_E_NOMEM; VMRES_E_INVALID_ARGUMENT also if the memory hook gives the
  * reserve a block that is not 16-aligned; a misaligned block for an ID
  * kind's allocator gives VMRES_E_INVALID_ARGUMENT or VMRES_E_NOMEM, as
