@@ -185,7 +185,9 @@ VMRES_API int vmres_addr_free(struct vmres_addr_allocator *a, struct vmres_range
  * Context: any registered thread, concurrently with any call but destroy.
  * Wait-free (an RCU read-side section, O(log n) loads, no store to shared
  * memory, no allocation): the answer is the allocator's state at one
- * instant, never a half-applied update.
+ * instant, never a half-applied update. By the time the call returns the
+ * range may be freed and allocated again with another tag: whatever the
+ * tag names must be kept alive by the caller (vmres_system_lookup()).
  */
 VMRES_API int vmres_addr_lookup(struct vmres_addr_allocator *a, uint64_t addr,
 				struct vmres_range *out, uint64_t *tag_out);

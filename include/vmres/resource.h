@@ -96,6 +96,11 @@ struct vmres_resource {
  * Implemented by the system allocator for each kind it serves
  * (vmres_system_allocator()); an embedder may implement its own. Both
  * functions may be called from any registered thread at the same time.
+ * @self is the table itself, so an implementation can find its state next
+ * to it: use a table through the pointer you were given, never through a
+ * copy. A copy of a system's table is not a system callback; calling
+ * through it, or listing it in a vmres_allocate_batch() table, reads
+ * memory around the copy (undefined behaviour).
  */
 struct vmres_allocator {
 	int (*allocate)(struct vmres_allocator *self, const struct vmres_request *req,

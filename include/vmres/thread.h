@@ -24,6 +24,10 @@
  * system batch rolling back under memory exhaustion. A thread that joins one
  * doing any of these, while online, deadlocks with it.
  * With the other flavors those three calls are no-ops.
+ *
+ * fork(): liburcu's call_rcu thread does not exist in the child, so a child
+ * must not use allocators or systems made before the fork (destroy and
+ * vmres_rcu_barrier() would wait forever for it); it may exec or exit.
  */
 #ifndef VMRES_THREAD_H
 #define VMRES_THREAD_H
@@ -38,7 +42,8 @@ extern "C" {
  * vmres_thread_register() - register the calling thread as an RCU reader
  *
  * Return: 0. (An int so a future flavor may report failure.) Registering a
- * thread twice without unregistering is a caller bug that liburcu may trap.
+ * thread twice without unregistering is a caller bug that liburcu traps
+ * (an assertion: the process aborts).
  *
  * Context: any thread, once, before its first other libvmres call.
  */
@@ -46,6 +51,9 @@ VMRES_API int vmres_thread_register(void);
 
 /**
  * vmres_thread_unregister() - unregister the calling thread
+ *
+ * Unregistering a thread that is not registered is a caller bug that
+ * liburcu traps (an assertion: the process aborts).
  *
  * Context: a registered thread, outside any libvmres call, before it exits.
  */
