@@ -283,12 +283,19 @@ int vmres_addr_allocator_create(uint64_t first, uint64_t last, struct vmres_addr
 
 void vmres_addr_allocator_destroy(struct vmres_addr_allocator *a)
 {
-	struct vmres_mem_ops ops;
-
 	if (!a)
 		return;
 	/* Every version replaced so far is queued: let the callbacks run first. */
 	vmres__rcu_barrier();
+	vmres__addr_allocator_free(a);
+}
+
+void vmres__addr_allocator_free(struct vmres_addr_allocator *a)
+{
+	struct vmres_mem_ops ops;
+
+	if (!a)
+		return;
 	vmres__addr_pool_drain(a);
 	tree_free(&a->mem, a->version->root);
 	version_free(a->version);

@@ -318,6 +318,16 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 
 void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 {
+	if (!ids)
+		return;
+	/* Retired nodes' callbacks read ids->mem and fill the pools: wait for
+	 * them first, then give the list and the pooled nodes back. */
+	vmres__rcu_barrier();
+	vmres__id_allocator_free(ids);
+}
+
+void vmres__id_allocator_free(struct vmres_id_allocator *ids)
+{
 	struct vmres_mem_ops ops;
 	struct id_node *n;
 
@@ -331,9 +341,6 @@ void vmres_id_allocator_destroy(struct vmres_id_allocator *ids)
 		vmres__id_node_free_now(ids, n);
 		n = next;
 	}
-	/* Retired nodes' callbacks read ids->mem and fill the pools: wait for
-	 * them first, then give the pooled nodes back. */
-	vmres__rcu_barrier();
 	vmres__id_pool_drain(ids);
 	ops = ids->mem;
 	vmres__mem_free(&ops, ids, sizeof(*ids));

@@ -34,6 +34,7 @@
 #include "internal/addr_tree.h"
 #include "internal/id.h"
 #include "internal/mem.h"
+#include "internal/rcu.h"
 #include "internal/system.h"
 
 static bool kind_valid(enum vmres_kind kind)
@@ -245,9 +246,12 @@ static int kind_init(struct vmres_system *sys, enum vmres_kind kind)
 
 static void kinds_destroy(struct vmres_system *sys)
 {
+	/* One barrier for all kinds (each destroy would wait for its own, about
+	 * 10 ms each): every node any of them retired has been freed after it. */
+	vmres__rcu_barrier();
 	for (size_t k = 0; k < VMRES_KIND_COUNT; k++) {
-		vmres_addr_allocator_destroy(sys->kinds[k].addr);
-		vmres_id_allocator_destroy(sys->kinds[k].ids);
+		vmres__addr_allocator_free(sys->kinds[k].addr);
+		vmres__id_allocator_free(sys->kinds[k].ids);
 		sys->kinds[k].addr = NULL;
 		sys->kinds[k].ids = NULL;
 	}
@@ -298,7 +302,7 @@ void vmres_system_destroy(struct vmres_system *sys)
 	if (!sys)
 		return;
 	user_mem = sys->user_mem;
-	/* Each destroy waits for its RCU callbacks, so the reserve can go next. */
+	/* kinds_destroy() waits for every RCU callback, so the reserve can go next. */
 	kinds_destroy(sys);
 	vmres__reserve_fini(sys);
 	vmres__mem_free(&user_mem, sys, sizeof(*sys));

@@ -73,8 +73,9 @@
  *      its blocks, so no block of a closed chunk is owned, and none is
  *      pushed or popped until it opens again.
  *   4. Chunks outlive every block: vmres__reserve_fini() runs after the
- *      per-kind allocators are destroyed (their destroy waits for RCU
- *      callbacks), so no kind_mem_free() of a block can come later.
+ *      per-kind allocators are destroyed (the system's destroy waits for
+ *      every RCU callback first), so no kind_mem_free() of a block can
+ *      come later.
  *   5. Only the thread holding busy opens or closes a chunk or adds one to
  *      the list; the list only grows, at its head, with a chunk already
  *      open; older and count never change. An open's stores (arena, next[])

@@ -81,6 +81,17 @@ unsigned vmres__addr_height(struct vmres_addr_allocator *a);
 uint64_t vmres__addr_pool_drain(struct vmres_addr_allocator *a);
 
 /*
+ * vmres__addr_allocator_free() - vmres_addr_allocator_destroy() without its
+ * rcu_barrier(): frees @a (NULL: nothing happens) and all it holds
+ * @a: the allocator
+ *
+ * For a caller that destroys several allocators: one vmres__rcu_barrier()
+ * after the last call on each of them, then this for each (the system's
+ * destroy). Context: that of destroy, after such a barrier.
+ */
+void vmres__addr_allocator_free(struct vmres_addr_allocator *a);
+
+/*
  * vmres__addr_pool_disable() - retired versions go straight back to the hook
  * @a: the allocator, before it is shared with other threads
  *

@@ -67,6 +67,17 @@ uint64_t vmres__id_steps(void);
 uint64_t vmres__id_pool_drain(struct vmres_id_allocator *ids);
 
 /*
+ * vmres__id_allocator_free() - vmres_id_allocator_destroy() without its
+ * rcu_barrier(): frees @ids (NULL: nothing happens) and all it holds
+ * @ids: the allocator
+ *
+ * For a caller that destroys several allocators: one vmres__rcu_barrier()
+ * after the last call on each of them, then this for each (the system's
+ * destroy). Context: that of destroy, after such a barrier.
+ */
+void vmres__id_allocator_free(struct vmres_id_allocator *ids);
+
+/*
  * vmres__id_pool_disable() - retired nodes go straight back to the hook
  * @ids: the allocator, before it is shared with other threads
  *
