@@ -1492,6 +1492,173 @@ static void test_system_batch_over_foreign_callbacks(void **state)
 	assert_int_equal(mine.taken, 2);
 }
 
+/* A foreign ->free that refuses with something other than NOMEM. */
+static int refusing_free(struct vmres_allocator *self, const struct vmres_resource *res)
+{
+	counting_free(self, res);
+	return VMRES_E_NOT_FOUND;
+}
+
+/*
+ * The rules of a batch over a table mixing a system's callbacks and the
+ * embedder's: an entry without ->allocate or ->free is refused before
+ * anything is taken; a ->free that fails with an error other than NOMEM
+ * is not tried again (resource.h); a batch that fails at a foreign
+ * callback is not counted in the system's rollbacks (system.h).
+ */
+static void test_system_batch_mixed_table_rules(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
+	struct vmres_system *sys;
+	struct counting_allocator mine = {
+		{ counting_allocate, counting_free }, 0, 0, 0, { { 0 } }
+	};
+	struct counting_allocator half = { { counting_allocate, NULL }, 0, 0, 9, { { 0 } } };
+	struct vmres_allocator *table[VMRES_KIND_COUNT] = { 0 };
+	const struct vmres_request reqs[2] = { addr_req(VMRES_PIO, 8, 8, 1),
+					       id_req(VMRES_DEVICE_ID, 2) };
+	struct vmres_resource out[2];
+	struct vmres_system_counters c;
+	size_t failed;
+
+	vmres_test_mem_init(&mem);
+	sys = make_default(&mem);
+	table[VMRES_PIO] = vmres_system_allocator(sys, VMRES_PIO);
+
+	/* Half a table at index 1: refused in phase 1, nothing taken or called. */
+	table[VMRES_DEVICE_ID] = &half.ops;
+	assert_int_equal(vmres_allocate_batch(table, reqs, 2, out, &failed), VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 1);
+	half.ops = (struct vmres_allocator){ NULL, counting_free };
+	assert_int_equal(vmres_allocate_batch(table, reqs, 2, out, &failed), VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 1);
+	assert_int_equal(half.taken + half.given_back, 0);
+	assert_int_equal(addr_ranges(sys, VMRES_PIO), 0);
+
+	/* The foreign callback refuses: the PIO range is given back, and the
+	 * system counts no rollback (the failure was not at its callback). */
+	table[VMRES_DEVICE_ID] = &mine.ops;
+	assert_int_equal(vmres_allocate_batch(table, reqs, 2, out, &failed), VMRES_E_EXHAUSTED);
+	assert_int_equal(failed, 1);
+	assert_int_equal(addr_ranges(sys, VMRES_PIO), 0);
+	assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+	assert_int_equal(c.rollbacks, 0);
+
+	/* A foreign ->free that refuses (not NOMEM) is asked once, then left;
+	 * the batch fails at the system's PIO, on a range already taken. */
+	mine.ops.free = refusing_free;
+	mine.refuse_after = 1;
+	{
+		struct vmres_resource held;
+		const struct vmres_request at = addr_at(VMRES_PIO, 0x100, 8, 4);
+		const struct vmres_request clash[2] = { id_req(VMRES_DEVICE_ID, 4),
+							addr_at(VMRES_PIO, 0x100, 8, 5) };
+
+		assert_int_equal(vmres_system_allocate(sys, &at, 1, &held), VMRES_OK);
+		assert_int_equal(vmres_allocate_batch(table, clash, 2, out, &failed),
+				 VMRES_E_IN_USE);
+		assert_int_equal(failed, 1);
+		assert_int_equal(mine.taken, 1);
+		assert_int_equal(mine.given_back, 1); /* not retried */
+		assert_int_equal(vmres_system_counters(sys, &c), VMRES_OK);
+		assert_int_equal(c.rollbacks, 1);      /* failed at the system's PIO */
+		assert_int_equal(c.rollback_leaks, 0); /* not the system's resource */
+		assert_int_equal(vmres_system_free(sys, &held, 1), VMRES_OK);
+	}
+	destroy_and_check_leaks(sys, &mem);
+}
+
+/*
+ * A device manager calling a system's callbacks directly gets the checks a
+ * batch makes (system.h, vmres_system_allocator()), in the documented
+ * order, with nothing taken or freed on error; lookups and stats of kinds
+ * the layout leaves out say NOT_FOUND or INVALID_ARGUMENT as documented;
+ * an ID lookup reports tag 0.
+ */
+static void test_system_direct_callbacks_check_their_input(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
+	struct vmres_layout l;
+	struct vmres_mem_ops ops = vmres_test_mem_ops(&mem);
+	struct vmres_system *sys = NULL;
+	struct vmres_allocator *irq, *pio;
+	struct vmres_request q;
+	struct vmres_resource got, r5, r6, dev;
+	struct vmres_addr_stats st;
+	size_t failed;
+
+	vmres_test_mem_init(&mem);
+	vmres_layout_x86_64_default(&l);
+	l.present[VMRES_MEM_SLOT] = false; /* its span [0, 508] is ignored */
+	l.present[VMRES_MMIO64] = false;
+	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_OK);
+	irq = vmres_system_allocator(sys, VMRES_LEGACY_IRQ);
+	pio = vmres_system_allocator(sys, VMRES_PIO);
+	assert_non_null(irq);
+	assert_non_null(pio);
+
+	q = id_req(VMRES_LEGACY_IRQ, 1);
+	q.size = 2;
+	q.policy = VMRES_LAST_MATCH;
+	assert_int_equal(irq->allocate(irq, &q, &got), VMRES_E_INVALID_SIZE); /* size first */
+	q.size = 1;
+	assert_int_equal(irq->allocate(irq, &q, &got), VMRES_E_INVALID_ARGUMENT);
+	q = id_at(VMRES_LEGACY_IRQ, 24, 1);
+	assert_int_equal(irq->allocate(irq, &q, &got), VMRES_E_OUT_OF_RANGE);
+	q = addr_req(VMRES_PIO, 0x20000, 1, 1); /* larger than the port space */
+	assert_int_equal(pio->allocate(pio, &q, &got), VMRES_E_EXHAUSTED);
+	q = addr_req(VMRES_PIO, 8, 3, 1);
+	assert_int_equal(pio->allocate(pio, &q, &got), VMRES_E_INVALID_ALIGNMENT);
+	q = addr_at(VMRES_PIO, 0xfffc, 8, 1);
+	assert_int_equal(pio->allocate(pio, &q, &got), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(addr_ranges(sys, VMRES_PIO), 0);
+	for (uint64_t id = 5; id <= 23; id++)
+		assert_false(id_held(sys, VMRES_LEGACY_IRQ, id));
+
+	q = id_req(VMRES_LEGACY_IRQ, 1);
+	assert_int_equal(irq->allocate(irq, &q, &r5), VMRES_OK);
+	assert_int_equal(irq->allocate(irq, &q, &r6), VMRES_OK);
+	assert_int_equal(r5.range.start, 5);
+	assert_int_equal(r6.range.start, 6);
+	got = (struct vmres_resource){ VMRES_LEGACY_IRQ, { 5, 6 }, 0 };
+	assert_int_equal(irq->free(irq, &got), VMRES_E_INVALID_SIZE);
+	got.range = (struct vmres_range){ 6, 5 };
+	assert_int_equal(irq->free(irq, &got), VMRES_E_INVALID_RANGE);
+	/* Not IRQ 5 with its high bits dropped. */
+	got.range = (struct vmres_range){ (1ull << 32) + 5, (1ull << 32) + 5 };
+	assert_int_equal(irq->free(irq, &got), VMRES_E_OUT_OF_RANGE);
+	assert_true(id_held(sys, VMRES_LEGACY_IRQ, 5));
+	assert_true(id_held(sys, VMRES_LEGACY_IRQ, 6));
+	/* A kind the layout leaves out: NOT_FOUND before the range is looked at. */
+	got = (struct vmres_resource){ VMRES_MEM_SLOT, { 9, 3 }, 0 };
+	assert_int_equal(vmres_system_free_ex(sys, &got, 1, &failed), VMRES_E_NOT_FOUND);
+	assert_int_equal(failed, 0);
+
+	/* An ID lookup reports tag 0, whatever tag the request had. */
+	q = id_at(VMRES_DEVICE_ID, 5, 9);
+	assert_int_equal(vmres_system_allocate(sys, &q, 1, &dev), VMRES_OK);
+	assert_true(id_held(sys, VMRES_DEVICE_ID, 5));
+	assert_int_equal(vmres_system_lookup(sys, VMRES_DEVICE_ID, 5, &got), VMRES_OK);
+	assert_int_equal(got.tag, 0);
+	/* Kinds the layout leaves out, also outside the span they would have. */
+	assert_int_equal(vmres_system_lookup(sys, VMRES_MEM_SLOT, 1000, &got), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_system_lookup(sys, VMRES_MMIO64, 0, &got), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_system_addr_stats(sys, VMRES_MMIO64, &st), VMRES_E_NOT_FOUND);
+	assert_int_equal(vmres_system_addr_stats(sys, VMRES_MEM_SLOT, &st),
+			 VMRES_E_INVALID_ARGUMENT);
+	assert_int_equal(vmres_system_addr_stats(sys, VMRES_DEVICE_ID, &st),
+			 VMRES_E_INVALID_ARGUMENT);
+
+	assert_int_equal(irq->free(irq, &r6), VMRES_OK);
+	assert_int_equal(irq->free(irq, &r5), VMRES_OK);
+	assert_int_equal(vmres_system_free(sys, &dev, 1), VMRES_OK);
+	destroy_and_check_leaks(sys, &mem);
+}
+
 /*
  * A batch that fails in phase 2 at its first request took nothing, yet it
  * is counted as a rollback (system.h: "whether or not earlier requests had
@@ -1898,6 +2065,8 @@ int main(void)
 		cmocka_unit_test(test_system_nomem_at_every_point_rolls_back),
 		cmocka_unit_test(test_system_free_nomem_keeps_resource),
 		cmocka_unit_test(test_system_batch_over_foreign_callbacks),
+		cmocka_unit_test(test_system_batch_mixed_table_rules),
+		cmocka_unit_test(test_system_direct_callbacks_check_their_input),
 		cmocka_unit_test(test_system_callbacks_refuse_null_self),
 		cmocka_unit_test(test_system_failure_at_each_index_rolls_back),
 		cmocka_unit_test(test_system_edge_spans),
