@@ -272,7 +272,11 @@ static void misaligned_free(void *ctx, void *p, size_t size)
 	free((char *)p - 8);
 }
 
-/* An ID kind refuses the hook's blocks (system.h): create fails, keeps nothing. */
+/*
+ * The system refuses the hook's blocks (system.h): create fails, keeps
+ * nothing. With ID kinds their allocators refuse them; with address kinds
+ * alone the reserve does (its blocks become ID nodes too, which need 16).
+ */
 static void test_system_create_refuses_misaligned_hook(void **state)
 {
 	(void)state;
@@ -281,6 +285,10 @@ static void test_system_create_refuses_misaligned_hook(void **state)
 	struct vmres_system *sys = NULL;
 
 	vmres_layout_x86_64_default(&l);
+	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_E_INVALID_ARGUMENT);
+	assert_null(sys);
+	for (int k = 0; k < VMRES_KIND_COUNT; k++)
+		l.present[k] = k == VMRES_PIO;
 	assert_int_equal(vmres_system_create_ex(&l, &ops, &sys), VMRES_E_INVALID_ARGUMENT);
 	assert_null(sys);
 	vmres_rcu_barrier();
@@ -1733,12 +1741,31 @@ struct reserve_mem {
 	int free_stop_armed; /* atomic */
 	int free_stopped;    /* atomic */
 	int free_go;	     /* atomic */
+	/* Blocks of BASE_ARENA bytes (the classes' arenas at create) get
+	 * PAD_AFTER more, unused: after_arena points there for the last one.
+	 * With give_after_arena set, the next block of VMRES__RESERVE_SMALL_BLOCK
+	 * bytes is after_arena itself, and its free only sets after_arena_freed. */
+	unsigned char *after_arena;
+	int give_after_arena;  /* atomic */
+	int after_arena_freed; /* atomic */
 };
+
+#define BASE_ARENA (VMRES__RESERVE_SMALL_BLOCK * VMRES__RESERVE_SMALL_COUNT)
+#define PAD_AFTER VMRES__RESERVE_SMALL_BLOCK
+_Static_assert(VMRES__RESERVE_LARGE_BLOCK *VMRES__RESERVE_LARGE_COUNT == BASE_ARENA,
+	       "both classes' arenas at create are BASE_ARENA bytes");
 
 static void *reserve_mem_alloc(void *ctx, size_t size)
 {
 	struct reserve_mem *m = ctx;
-	void *p = m->inner.alloc(m->inner.ctx, size);
+	void *p;
+
+	if (size == VMRES__RESERVE_SMALL_BLOCK &&
+	    __atomic_exchange_n(&m->give_after_arena, 0, __ATOMIC_RELAXED))
+		return m->after_arena;
+	p = m->inner.alloc(m->inner.ctx, size == BASE_ARENA ? size + PAD_AFTER : size);
+	if (p && size == BASE_ARENA)
+		m->after_arena = (unsigned char *)p + size;
 
 	if (!p && __atomic_load_n(&m->alloc_gate, __ATOMIC_RELAXED) > 0 &&
 	    __atomic_sub_fetch(&m->alloc_gate, 1, __ATOMIC_RELAXED) == 0)
@@ -1751,6 +1778,10 @@ static void reserve_mem_free(void *ctx, void *p, size_t size)
 	struct reserve_mem *m = ctx;
 	int one = 1;
 
+	if (p == m->after_arena) {
+		__atomic_store_n(&m->after_arena_freed, 1, __ATOMIC_RELAXED);
+		return;
+	}
 	if (size == 64 * VMRES__RESERVE_SMALL_BLOCK &&
 	    __atomic_compare_exchange_n(&m->free_stop_armed, &one, 0, false, __ATOMIC_RELAXED,
 					__ATOMIC_RELAXED)) {
@@ -1759,7 +1790,7 @@ static void reserve_mem_free(void *ctx, void *p, size_t size)
 		while (!__atomic_load_n(&m->free_go, __ATOMIC_ACQUIRE))
 			sched_yield();
 	}
-	m->inner.free(m->inner.ctx, p, size);
+	m->inner.free(m->inner.ctx, p, size == BASE_ARENA ? size + PAD_AFTER : size);
 }
 
 /* A default-layout system on @m (static: late RCU callbacks may use it). */
@@ -1943,19 +1974,35 @@ static struct vmres__reserve_chunk *small_chunk_of(struct vmres_system *sys, con
 	return NULL;
 }
 
-/* Lends @n small reserve blocks as a rollback whose hook fails would. */
-static void lend_small(struct vmres_system *sys, struct reserve_mem *m, void **out, unsigned n,
-		       struct vmres__reserve_chunk *from)
+/*
+ * Lends @n reserve blocks for requests of @size bytes, as a rollback whose
+ * hook fails would; each from the small-class chunk @from, unless NULL.
+ */
+static void lend(struct vmres_system *sys, struct reserve_mem *m, void **out, unsigned n,
+		 size_t size, struct vmres__reserve_chunk *from)
 {
 	vmres_test_mem_fail_after(&m->base, 0);
 	vmres__rollback_enter();
 	for (unsigned i = 0; i < n; i++) {
-		out[i] = sys->kind_mem.alloc(sys->kind_mem.ctx, VMRES__RESERVE_SMALL_BLOCK);
+		out[i] = sys->kind_mem.alloc(sys->kind_mem.ctx, size);
 		assert_non_null(out[i]);
-		assert_ptr_equal(small_chunk_of(sys, out[i]), from);
+		if (from)
+			assert_ptr_equal(small_chunk_of(sys, out[i]), from);
 	}
 	vmres__rollback_leave();
 	vmres_test_mem_fail_after(&m->base, -1);
+}
+
+static void lend_small(struct vmres_system *sys, struct reserve_mem *m, void **out, unsigned n,
+		       struct vmres__reserve_chunk *from)
+{
+	lend(sys, m, out, n, VMRES__RESERVE_SMALL_BLOCK, from);
+}
+
+static void give_back_all(struct vmres_system *sys, void **blocks, unsigned n, size_t size)
+{
+	for (unsigned i = 0; i < n; i++)
+		sys->kind_mem.free(sys->kind_mem.ctx, blocks[i], size);
 }
 
 /* An allocation outside a rollback that the hook serves: it refills. */
@@ -1978,6 +2025,85 @@ static void *give_back_block(void *arg)
 
 	g->sys->kind_mem.free(g->sys->kind_mem.ctx, g->block, VMRES__RESERVE_SMALL_BLOCK);
 	return NULL;
+}
+
+/*
+ * The reserve's refill and shrink rules, one step at a time from this
+ * thread (src/system_reserve.c): a class refills by one quantum (a quarter
+ * of its size at create: 64 small blocks, 4 large) once it lacks a quantum,
+ * not before; a refill whose arena the hook refuses keeps nothing; a
+ * request the small class cannot serve takes a large block; once every
+ * block is back the refill chunks close and the class is at its size at
+ * create; the next refill reuses a closed chunk's header; and a hook block
+ * that lies right after an arena is not taken for a reserve block.
+ */
+static void test_system_reserve_refill_rules(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct reserve_mem mem;
+	static void *small[VMRES__RESERVE_SMALL_COUNT + 64];
+	struct vmres_system *sys = make_on_reserve_mem(&mem);
+	const size_t sz = VMRES__RESERVE_SMALL_BLOCK;
+	void *large[4], *p;
+	int64_t live;
+
+	assert_int_equal(VMRES__RESERVE_SMALL_COUNT, 256);
+	assert_int_equal(VMRES__RESERVE_LARGE_COUNT, 16);
+	lend(sys, &mem, small, 63, sz, NULL);
+	hook_works_once(sys); /* 63 short: less than a quantum */
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 256);
+
+	/* 64 short, but the hook refuses the arena (the third allocation, after
+	 * hook_works_once()'s block and the chunk's header): nothing is kept. */
+	lend(sys, &mem, small + 63, 1, sz, NULL);
+	live = vmres_test_mem_live_blocks(&mem.base);
+	vmres_test_mem_fail_after(&mem.base, 2);
+	hook_works_once(sys);
+	vmres_test_mem_fail_after(&mem.base, -1);
+	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), live);
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 256);
+	hook_works_once(sys);
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 256 + 64);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 256);
+
+	/* The small class dry: small requests take large blocks. */
+	lend(sys, &mem, small + 64, 256, sz, NULL);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 0);
+	lend(sys, &mem, large, 4, sz, NULL);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 1), 12);
+	hook_works_once(sys); /* each class a quantum short: one more chunk each */
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 256 + 128);
+	assert_int_equal(vmres__reserve_blocks(sys, 1), 16 + 4);
+
+	/* Everything back: the refill chunks close. */
+	give_back_all(sys, small, 320, sz);
+	give_back_all(sys, large, 4, sz);
+	for (unsigned cls = 0; cls < VMRES__RESERVE_CLASSES; cls++)
+		assert_int_equal(vmres__reserve_free_blocks(sys, cls),
+				 vmres__reserve_blocks(sys, cls));
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 256);
+	assert_int_equal(vmres__reserve_blocks(sys, 1), 16);
+
+	/* A second refill reuses a closed chunk's header: no block more kept. */
+	live = vmres_test_mem_live_blocks(&mem.base);
+	lend(sys, &mem, small, 64, sz, NULL);
+	hook_works_once(sys);
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 256 + 64);
+	give_back_all(sys, small, 64, sz);
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 256);
+	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), live);
+
+	/* A hook block just past the large class's arena goes back to the hook. */
+	assert_ptr_equal(mem.after_arena, sys->reserve.cls[1].base.arena + BASE_ARENA);
+	__atomic_store_n(&mem.give_after_arena, 1, __ATOMIC_RELAXED);
+	p = sys->kind_mem.alloc(sys->kind_mem.ctx, sz);
+	assert_ptr_equal(p, mem.after_arena);
+	sys->kind_mem.free(sys->kind_mem.ctx, p, sz);
+	assert_int_equal(__atomic_load_n(&mem.after_arena_freed, __ATOMIC_RELAXED), 1);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 256);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 1), 16);
+	destroy_and_check_leaks(sys, &mem.base);
 }
 
 /*
@@ -2074,6 +2200,7 @@ int main(void)
 		cmocka_unit_test(test_system_reserve_refills_after_outages),
 		cmocka_unit_test(test_system_rollback_leak_when_reserve_dry),
 		cmocka_unit_test(test_system_reserve_shrink_asked_while_busy),
+		cmocka_unit_test(test_system_reserve_refill_rules),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
