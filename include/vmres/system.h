@@ -300,10 +300,12 @@ VMRES_API int vmres_system_free_ex(struct vmres_system *sys, const struct vmres_
  *
  * The answer is about one instant: by the time the call returns, the range
  * may have been freed and even handed to another device. A VMM that
- * dispatches an exit to the device the tag names must make sure that
- * device outlives the dispatch (docs/design.md, "The demo": publish a
- * device after its batch, unpublish it before its free, and check after
- * the lookup that it is still published).
+ * dispatches an exit to the device the tag names must keep that device
+ * alive until the dispatch ends by its own means: a reference taken under
+ * its own lock, or lookup and dispatch inside a read-side section of
+ * libvmres's RCU flavor (vmres_rcu_flavor()) with devices freed only after
+ * a grace period. (The demo checks with a sequence lock that the device
+ * stayed plugged through the lookup: docs/design.md, "The demo".)
  */
 VMRES_API int vmres_system_lookup(struct vmres_system *sys, enum vmres_kind kind, uint64_t addr,
 				  struct vmres_resource *out);
