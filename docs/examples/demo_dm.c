@@ -107,8 +107,13 @@ void demo_unpublish(struct demo_slot *slot)
 	/* Release: pairs with the reader's acquire load of @live (see demo_publish). */
 	atomic_store_explicit(&slot->live, false, memory_order_release);
 	/*
-	 * seq_cst: the even value is visible before the frees that follow, so a
-	 * reader whose lookup saw a free also sees the sequence move.
+	 * Acquire (seq_cst includes it) is what matters here: both increments
+	 * are read-modify-writes, so they continue the release sequence of a
+	 * reader's re-check (its fetch_add(0), acq_rel). If that re-check came
+	 * first, this increment synchronizes with it and the frees that follow
+	 * come after the reader's lookup, which cannot have seen them; if it
+	 * came after, the reader sees the sequence move. Plain stores in place
+	 * of these read-modify-writes would break the argument.
 	 */
 	atomic_fetch_add_explicit(&slot->seq, 1, memory_order_seq_cst);
 }

@@ -304,8 +304,13 @@ VMRES_API int vmres_system_free_ex(struct vmres_system *sys, const struct vmres_
  * alive until the dispatch ends by its own means: a reference taken under
  * its own lock, or lookup and dispatch inside a read-side section of
  * libvmres's RCU flavor (vmres_rcu_flavor()) with devices freed only after
- * a grace period. (The demo checks with a sequence lock that the device
- * stayed plugged through the lookup: docs/design.md, "The demo".)
+ * a grace period. Then an exit may still reach a device just unplugged
+ * (alive, no longer plugged), and a handler inside the section must not
+ * allocate or free (those may wait for a grace period: defer the work).
+ * A lookup may also return the tag of a batch still being taken or rolled
+ * back: tags should be unique per device instance, and a tag the VMM does
+ * not know is a miss. (The demo checks with a sequence lock that the
+ * device stayed plugged through the lookup: docs/design.md, "The demo".)
  */
 VMRES_API int vmres_system_lookup(struct vmres_system *sys, enum vmres_kind kind, uint64_t addr,
 				  struct vmres_resource *out);
