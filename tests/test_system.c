@@ -2034,8 +2034,10 @@ static void *give_back_block(void *arg)
  * not before; a refill whose arena the hook refuses keeps nothing; a
  * request the small class cannot serve takes a large block; once every
  * block is back the refill chunks close and the class is at its size at
- * create; the next refill reuses a closed chunk's header; and a hook block
- * that lies right after an arena is not taken for a reserve block.
+ * create, with closed chunks off the class's list; the next refill reuses a
+ * closed chunk's header, and keeps it closed if the hook refuses its arena;
+ * and a hook block that lies right after an arena is not taken for a
+ * reserve block.
  */
 static void test_system_reserve_refill_rules(void **state)
 {
@@ -2084,14 +2086,28 @@ static void test_system_reserve_refill_rules(void **state)
 				 vmres__reserve_blocks(sys, cls));
 	assert_int_equal(vmres__reserve_blocks(sys, 0), 256);
 	assert_int_equal(vmres__reserve_blocks(sys, 1), 16);
+	/* Closed chunks left the lists, which every free walks: the bases alone. */
+	for (unsigned cls = 0; cls < VMRES__RESERVE_CLASSES; cls++) {
+		assert_ptr_equal(sys->reserve.cls[cls].chunks, &sys->reserve.cls[cls].base);
+		assert_null(sys->reserve.cls[cls].base.older);
+		assert_non_null(sys->reserve.cls[cls].closed);
+	}
 
-	/* A second refill reuses a closed chunk's header: no block more kept. */
+	/* A second refill reuses a closed chunk's header: no block more kept.
+	 * First the hook refuses its arena (the second allocation, after
+	 * hook_works_once()'s block): the header goes back to the closed stack. */
 	live = vmres_test_mem_live_blocks(&mem.base);
 	lend(sys, &mem, small, 64, sz, NULL);
+	vmres_test_mem_fail_after(&mem.base, 1);
+	hook_works_once(sys);
+	vmres_test_mem_fail_after(&mem.base, -1);
+	assert_int_equal(vmres__reserve_blocks(sys, 0), 256);
+	assert_ptr_equal(sys->reserve.cls[0].chunks, &sys->reserve.cls[0].base);
 	hook_works_once(sys);
 	assert_int_equal(vmres__reserve_blocks(sys, 0), 256 + 64);
 	give_back_all(sys, small, 64, sz);
 	assert_int_equal(vmres__reserve_blocks(sys, 0), 256);
+	assert_ptr_equal(sys->reserve.cls[0].chunks, &sys->reserve.cls[0].base);
 	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), live);
 
 	/* A hook block just past the large class's arena goes back to the hook. */

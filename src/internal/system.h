@@ -41,9 +41,10 @@ _Static_assert(VMRES__RESERVE_SMALL_BLOCK *VMRES__RESERVE_SMALL_COUNT +
 	       "the reserve's classes add up to what system.h promises");
 
 struct vmres__reserve_chunk {
-	struct vmres__reserve_chunk *older; /* the next chunk of the class's list */
-	unsigned char *arena;		    /* atomic: count blocks, 16-aligned; NULL closed */
-	uint64_t *next; /* next[i]: the link below block i while it is stacked */
+	struct vmres__reserve_chunk *older;	  /* atomic: the next chunk of the class's list */
+	struct vmres__reserve_chunk *closed_next; /* the next on the class's closed stack */
+	unsigned char *arena; /* atomic: count blocks, 16-aligned; NULL closed */
+	uint64_t *next;	      /* next[i]: the link below block i while it is stacked */
 	uint32_t count;
 	uint64_t head; /* version << 32 | (top index + 1), or | CLOSED */
 };
@@ -51,7 +52,8 @@ struct vmres__reserve_chunk {
 struct vmres__reserve_class {
 	size_t block;
 	uint32_t target; /* blocks at create: refills keep it, shrinks come back to it */
-	struct vmres__reserve_chunk *chunks; /* newest first, base last */
+	struct vmres__reserve_chunk *chunks; /* atomic: open chunks, newest first, base last */
+	struct vmres__reserve_chunk *closed; /* closed headers for reuse (busy holder only) */
 	uint64_t stacked;		     /* atomic: free blocks, open chunks */
 	uintptr_t busy;			     /* atomic: 1 while a refill or shrink runs */
 	uintptr_t again;		     /* atomic: 1 when a shrink was asked for while busy */
