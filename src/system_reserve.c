@@ -101,8 +101,8 @@
  *
  * Linearization points: a push or a pop at its successful CAS on a chunk's
  * head; an open at the release store of the head, a close at its CAS. Push
- * and pop are lock-free: a CAS fails only because another push, pop or
- * close succeeded. Refills and shrinks wait for nobody: a thread that finds
+ * and pop are lock-free: a CAS fails only because another push, pop, close
+ * or open succeeded. Refills and shrinks wait for nobody: a thread that finds
  * busy set leaves a shrink to the holder and a refill to a later call.
  */
 #include <stdint.h>
@@ -163,7 +163,8 @@ static uint64_t head_pack(uint64_t old_head, uint64_t low)
 static void chunk_push(struct vmres__reserve_chunk *ch, uint32_t index)
 {
 	for (;;) {
-		/* Acquire: pairs with the CAS of the push or pop that wrote it. */
+		/* Acquire: not needed by the push itself (the CAS compares old);
+		 * pairs with the CAS of the push or pop that wrote it. */
 		uint64_t old = vmres__u64_load_acquire(&ch->head);
 
 		/*
@@ -259,7 +260,9 @@ static void count_stacked(struct vmres__reserve_class *c, int64_t delta)
 static int64_t free_blocks_hint(struct vmres__reserve_class *c)
 {
 	/* Relaxed: a hint (invariant 6); a stale value only moves a refill or a
-	 * shrink to a later call. Signed: pops may count before their pushes. */
+	 * shrink to a later call, or lets a pass close a chunk while blocks
+	 * counted as free are lent (the class is at or above its target again
+	 * once they are back). Signed: pops may count before their pushes. */
 	return (int64_t)vmres__u64_load_relaxed(&c->stacked);
 }
 
@@ -346,7 +349,9 @@ static int chunk_open(struct vmres_system *sys, struct vmres__reserve_class *c,
 static bool chunk_close(struct vmres_system *sys, struct vmres__reserve_class *c,
 			struct vmres__reserve_chunk *ch)
 {
-	/* Acquire: pairs with the CAS of the last push, so its link is seen. */
+	/* Acquire: pairs with the CAS of the last push, and through the release
+	 * sequence of read-modify-writes on head with the open's release, so
+	 * every stacked block's link (the pushes' and the open's) is seen. */
 	uint64_t old = vmres__u64_load_acquire(&ch->head);
 	uint64_t at = old & 0xffffffffu;
 	uint32_t n = 0;
@@ -364,7 +369,10 @@ static bool chunk_close(struct vmres_system *sys, struct vmres__reserve_class *c
 		return false;
 	count_stacked(c, -(int64_t)ch->count);
 	arena = vmres__ptr_load_relaxed((void *const *)&ch->arena);
-	/* Relaxed: nobody reads arena while the chunk is closed (invariant 5). */
+	/* Relaxed: a chunk_index() that loaded head before our CAS may still
+	 * read arena, old or NULL; it only compares a pointer with it, and no
+	 * pointer it is given lies in an arena we give back. Pops and closes
+	 * read it only while the chunk is open (invariant 5). */
 	vmres__ptr_store_relaxed((void **)&ch->arena, NULL);
 	vmres__mem_free(&sys->user_mem, arena, c->block * ch->count);
 	return true;
