@@ -14,12 +14,20 @@
  *   global_mutex   cloud-hypervisor's shape: a SystemAllocator behind one
  *                  mutex plus a device bus behind a rwlock
  *                  (bench/baselines/system_locked.cc).
+ *
+ * system_hook_pair/<refills>: one 64-byte allocation and free through the
+ * memory hook a system's per-kind allocators use (every node they make or
+ * free goes through it), on a system whose rollback reserve grew by
+ * <refills> chunks during memory outages and shrank back once every block
+ * returned (bench/reserve_walk.c). The hook tells reserve blocks by walking
+ * the reserve's open chunks, so the cost should not depend on <refills>.
  */
 #include "bench_common.h"
 
 #include <string>
 
 #include "baselines/baselines.h"
+#include "reserve_walk.h"
 
 namespace
 {
@@ -187,12 +195,31 @@ template <class Impl> void register_impl()
 		->Teardown(system_teardown<Impl>);
 }
 
+void BM_system_hook_pair(benchmark::State &st)
+{
+	vb::ensure_registered();
+	vmres_system *sys = vb_reserve_system((unsigned)st.range(0));
+
+	if (!sys || vb_reserve_large_blocks(sys) != 16) {
+		st.SkipWithError("the reserve did not grow and shrink back");
+		if (sys)
+			vmres_system_destroy(sys);
+		return;
+	}
+	for (auto _ : st)
+		vb_reserve_pair(sys);
+	st.SetItemsProcessed(st.iterations());
+	vmres_system_destroy(sys);
+	vmres_thread_quiescent();
+}
+
 } // namespace
 
 void vb::register_benchmarks(const options &)
 {
 	register_impl<impl_vmres_system>();
 	register_impl<impl_locked_system>();
+	benchmark::RegisterBenchmark("system_hook_pair", BM_system_hook_pair)->Arg(0)->Arg(300);
 }
 
 void vb::cleanup_benchmarks()
