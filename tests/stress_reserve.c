@@ -528,19 +528,12 @@ static void test_reserve_stress_refill_shrink_race(void **state)
 	assert_int_equal(__atomic_load_n(&hook.live, __ATOMIC_RELAXED), 0);
 }
 
-/*
- * After a failed assertion: destroys the system the test left, then waits
- * for its callbacks. Not while its threads may still use it (a failed
- * pthread_create or join); that system is left as it is.
- */
+/* After a failed assertion: the system the test left goes, once its
+ * threads are joined. */
 static int teardown_system(void **state)
 {
 	(void)state;
-	if (sys && threads_joined) {
-		vmres_system_destroy(sys);
-		vmres_rcu_barrier();
-	}
-	sys = NULL;
+	vmres_test_drop_system(&sys, threads_joined);
 	return 0;
 }
 

@@ -149,6 +149,15 @@ int vmres_test_join(pthread_t thread)
 	return rc;
 }
 
+void vmres_test_drop_system(struct vmres_system **sys, bool joined)
+{
+	if (*sys && joined) {
+		vmres_system_destroy(*sys);
+		vmres_rcu_barrier();
+	}
+	*sys = NULL;
+}
+
 int vmres_test_group_setup(void **state)
 {
 	(void)state;

@@ -95,6 +95,14 @@ void vmres_test_gate_destroy(struct vmres_test_gate *gate);
  */
 int vmres_test_join(pthread_t thread);
 
+/*
+ * For a stress test's cmocka teardown, after a failed assertion: destroys
+ * the system *@sys the test left and waits for its callbacks, unless its
+ * threads may still use it (@joined false: a failed pthread_create or
+ * join), in which case it is left as it is. Sets *@sys to NULL.
+ */
+void vmres_test_drop_system(struct vmres_system **sys, bool joined);
+
 /* cmocka group setup/teardown that register the main thread with RCU. */
 int vmres_test_group_setup(void **state);
 int vmres_test_group_teardown(void **state);
