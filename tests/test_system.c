@@ -1731,16 +1731,21 @@ static void test_system_free_ex_stops_at_the_first_entry(void **state)
  * plus two gates. After alloc_gate_arm(n), the n-th failed allocation sets
  * alloc_gate_open. After free_stop_armed is set, the next free of one 8 KiB
  * block (a small-class chunk's arena: 64 blocks of 128 bytes) sets
- * free_stopped and waits for free_go before it frees.
+ * free_stopped and waits for free_go before it frees. After alloc_stop_armed
+ * is set, the next allocation of such an arena does the same with
+ * alloc_stopped and alloc_go before it allocates.
  */
 struct reserve_mem {
 	struct vmres_test_mem base;
 	struct vmres_mem_ops inner;
-	int alloc_gate;	     /* atomic: failures left before the gate opens, 0 = off */
-	int alloc_gate_open; /* atomic */
-	int free_stop_armed; /* atomic */
-	int free_stopped;    /* atomic */
-	int free_go;	     /* atomic */
+	int alloc_gate;	      /* atomic: failures left before the gate opens, 0 = off */
+	int alloc_gate_open;  /* atomic */
+	int free_stop_armed;  /* atomic */
+	int free_stopped;     /* atomic */
+	int free_go;	      /* atomic */
+	int alloc_stop_armed; /* atomic */
+	int alloc_stopped;    /* atomic */
+	int alloc_go;	      /* atomic */
 	/* Blocks of BASE_ARENA bytes (the classes' arenas at create) get
 	 * PAD_AFTER more, unused: after_arena points there for the last one.
 	 * With give_after_arena set, the next block of VMRES__RESERVE_SMALL_BLOCK
@@ -1758,8 +1763,17 @@ _Static_assert(VMRES__RESERVE_LARGE_BLOCK *VMRES__RESERVE_LARGE_COUNT == BASE_AR
 static void *reserve_mem_alloc(void *ctx, size_t size)
 {
 	struct reserve_mem *m = ctx;
+	int one = 1;
 	void *p;
 
+	if (size == 64 * VMRES__RESERVE_SMALL_BLOCK &&
+	    __atomic_compare_exchange_n(&m->alloc_stop_armed, &one, 0, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED)) {
+		/* Release/acquire: pair with the test thread's loads and store. */
+		__atomic_store_n(&m->alloc_stopped, 1, __ATOMIC_RELEASE);
+		while (!__atomic_load_n(&m->alloc_go, __ATOMIC_ACQUIRE))
+			sched_yield();
+	}
 	if (size == VMRES__RESERVE_SMALL_BLOCK &&
 	    __atomic_exchange_n(&m->give_after_arena, 0, __ATOMIC_RELAXED))
 		return m->after_arena;
@@ -2186,6 +2200,57 @@ static void test_system_reserve_shrink_asked_while_busy(void **state)
 	destroy_and_check_leaks(sys, &mem.base);
 }
 
+static void *hook_works_once_thread(void *sys)
+{
+	hook_works_once(sys);
+	return NULL;
+}
+
+/*
+ * Blocks that come back while a refill opens its chunk do not leave the class
+ * a quantum above its target (class_refill()'s last check in
+ * src/system_reserve.c). The small class (target 256, quantum 64) lends 64
+ * blocks. Thread A's next allocation through the hook starts a refill, which
+ * stops in the hook's allocation of the new chunk's arena. Meanwhile this
+ * thread gives the 64 blocks back: each push finds the class at most at its
+ * target (the new chunk is not counted yet), so none asks for a shrink. Once
+ * A counts the new chunk the class is a quantum over, and A must close the
+ * chunk again on its way out.
+ */
+static void test_system_reserve_refill_sees_blocks_come_back(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct reserve_mem mem;
+	static void *small[64];
+	struct vmres_system *sys = make_on_reserve_mem(&mem);
+	struct vmres__reserve_class *c = &sys->reserve.cls[0];
+	pthread_t t;
+
+	assert_int_equal(VMRES__RESERVE_SMALL_COUNT, 256);
+	lend(sys, &mem, small, 64, VMRES__RESERVE_SMALL_BLOCK, &c->base);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 192);
+
+	__atomic_store_n(&mem.alloc_stop_armed, 1, __ATOMIC_RELAXED);
+	assert_int_equal(pthread_create(&t, NULL, hook_works_once_thread, sys), 0);
+	while (!__atomic_load_n(&mem.alloc_stopped, __ATOMIC_ACQUIRE))
+		sched_yield();
+	/* A holds the class, in the hook's allocation of the new arena. */
+	assert_int_equal(__atomic_load_n(&c->busy, __ATOMIC_RELAXED), 1);
+	give_back_all(sys, small, 64, VMRES__RESERVE_SMALL_BLOCK);
+	assert_int_equal(__atomic_load_n(&c->again, __ATOMIC_RELAXED), 0); /* nobody asked */
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 256);
+	__atomic_store_n(&mem.alloc_go, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(t, NULL), 0);
+
+	/* The refill's chunk opened and closed again: the base alone. */
+	assert_int_equal(vmres__reserve_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_ptr_equal(c->chunks, &c->base);
+	assert_non_null(c->closed);
+	destroy_and_check_leaks(sys, &mem.base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2217,6 +2282,7 @@ int main(void)
 		cmocka_unit_test(test_system_rollback_leak_when_reserve_dry),
 		cmocka_unit_test(test_system_reserve_shrink_asked_while_busy),
 		cmocka_unit_test(test_system_reserve_refill_rules),
+		cmocka_unit_test(test_system_reserve_refill_sees_blocks_come_back),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
