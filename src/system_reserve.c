@@ -153,6 +153,11 @@ void vmres__system_count(struct vmres_system *sys, size_t counter_offset)
 	vmres__u64_faa(counter, 1);
 }
 
+#ifdef VMRES_TEST_COUNTERS
+void (*vmres__reserve_test_point)(enum vmres__reserve_point point,
+				  struct vmres__reserve_chunk *chunk);
+#endif
+
 #define CLOSED 0xffffffffu /* the low 32 bits of a closed chunk's head */
 
 static uint64_t head_pack(uint64_t old_head, uint64_t low)
@@ -282,6 +287,7 @@ static void *reserve_take(struct vmres__reserve *r, size_t size)
 		if (size > c->block)
 			continue;
 		for (struct vmres__reserve_chunk *ch = first_chunk(c); ch; ch = older_chunk(ch)) {
+			VMRES__RESERVE_POINT(VMRES__RESERVE_AT_POP, ch);
 			void *p = chunk_pop(ch, c->block); /* keeps invariant 3 */
 
 			if (p) {
@@ -424,7 +430,9 @@ static void class_refill(struct vmres_system *sys, struct vmres__reserve_class *
 			 * from it must find it (invariant 5). */
 			c->closed = ch->closed_next;
 			list_push(c, ch);
-			if (chunk_open(sys, c, ch) != VMRES_OK) {
+			if (chunk_open(sys, c, ch) == VMRES_OK) {
+				VMRES__RESERVE_POINT(VMRES__RESERVE_REOPENED, ch);
+			} else {
 				/* Still closed and at the head: back to the stack (a
 				 * later call tries again). Release: as list_push(). */
 				vmres__ptr_store_release((void **)&c->chunks, older_chunk(ch));

@@ -1746,6 +1746,11 @@ struct reserve_mem {
 	int alloc_stop_armed; /* atomic */
 	int alloc_stopped;    /* atomic */
 	int alloc_go;	      /* atomic */
+	/* The live small-class arena the hook gave last (NULL once freed), and
+	 * whether a block inside it was given to the hook's free: a reserve
+	 * block that kind_mem_free() did not know. */
+	unsigned char *last_arena; /* atomic */
+	int foreign_free;	   /* atomic */
 	/* Blocks of BASE_ARENA bytes (the classes' arenas at create) get
 	 * PAD_AFTER more, unused: after_arena points there for the last one.
 	 * With give_after_arena set, the next block of VMRES__RESERVE_SMALL_BLOCK
@@ -1778,6 +1783,8 @@ static void *reserve_mem_alloc(void *ctx, size_t size)
 	    __atomic_exchange_n(&m->give_after_arena, 0, __ATOMIC_RELAXED))
 		return m->after_arena;
 	p = m->inner.alloc(m->inner.ctx, size == BASE_ARENA ? size + PAD_AFTER : size);
+	if (p && size == 64 * VMRES__RESERVE_SMALL_BLOCK)
+		__atomic_store_n(&m->last_arena, p, __ATOMIC_RELAXED);
 	if (p && size == BASE_ARENA)
 		m->after_arena = (unsigned char *)p + size;
 
@@ -1792,8 +1799,18 @@ static void reserve_mem_free(void *ctx, void *p, size_t size)
 	struct reserve_mem *m = ctx;
 	int one = 1;
 
+	unsigned char *arena = __atomic_load_n(&m->last_arena, __ATOMIC_RELAXED);
+
 	if (p == m->after_arena) {
 		__atomic_store_n(&m->after_arena_freed, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (p == arena && size == 64 * VMRES__RESERVE_SMALL_BLOCK) {
+		__atomic_store_n(&m->last_arena, NULL, __ATOMIC_RELAXED);
+	} else if (arena && (unsigned char *)p >= arena &&
+		   (unsigned char *)p < arena + 64 * VMRES__RESERVE_SMALL_BLOCK) {
+		/* A block of a live arena: not the hook's to free. */
+		__atomic_store_n(&m->foreign_free, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	if (size == 64 * VMRES__RESERVE_SMALL_BLOCK &&
@@ -2251,6 +2268,140 @@ static void test_system_reserve_refill_sees_blocks_come_back(void **state)
 	destroy_and_check_leaks(sys, &mem.base);
 }
 
+/* One thread stopped at a pause point of src/system_reserve.c (test copy). */
+struct point_stop {
+	struct vmres__reserve_chunk *chunk; /* atomic: where to stop */
+	int armed;			    /* atomic */
+	int stopped;			    /* atomic */
+	int go;				    /* atomic */
+};
+
+static struct point_stop point_stops[2]; /* by enum vmres__reserve_point */
+
+static void reserve_point(enum vmres__reserve_point point, struct vmres__reserve_chunk *chunk)
+{
+	struct point_stop *s = &point_stops[point];
+	int one = 1;
+
+	/* Acquire: pairs with point_arm()'s release, so chunk is the one set. */
+	if (!__atomic_load_n(&s->armed, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&s->chunk, __ATOMIC_RELAXED) != chunk ||
+	    !__atomic_compare_exchange_n(&s->armed, &one, 0, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return;
+	/* Release/acquire: pair with the test thread's loads and store. */
+	__atomic_store_n(&s->stopped, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&s->go, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static void point_arm(enum vmres__reserve_point point, struct vmres__reserve_chunk *chunk)
+{
+	point_stops[point] = (struct point_stop){ .chunk = chunk };
+	__atomic_store_n(&point_stops[point].armed, 1, __ATOMIC_RELEASE);
+}
+
+static void point_wait(enum vmres__reserve_point point)
+{
+	while (!__atomic_load_n(&point_stops[point].stopped, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static void point_go(enum vmres__reserve_point point)
+{
+	__atomic_store_n(&point_stops[point].go, 1, __ATOMIC_RELEASE);
+}
+
+struct rollback_pop_arg {
+	struct vmres_system *sys;
+	void *block;
+};
+
+/* A rollback whose hook call fails takes one small block from the reserve. */
+static void *rollback_pop_thread(void *arg)
+{
+	struct rollback_pop_arg *a = arg;
+
+	vmres__rollback_enter();
+	a->block = a->sys->kind_mem.alloc(a->sys->kind_mem.ctx, VMRES__RESERVE_SMALL_BLOCK);
+	vmres__rollback_leave();
+	return NULL;
+}
+
+/*
+ * A walker that stood on a chunk while it closed, and pops from it once its
+ * header is reused, gets a block whose free finds the chunk (invariant 5 of
+ * src/system_reserve.c: a reused header is listed before it opens). The
+ * small class gets a refill chunk C1 beside its base. Rollback W, whose hook
+ * call failed, stops on C1 just before its pop. C1 closes under it (the
+ * base's lent blocks come back and put the class a quantum over its
+ * target), leaving the list. The class is made short again, and thread R's
+ * refill reuses C1's header and stops just after opening it. W goes on and
+ * pops a block of C1; this thread frees it at once, while R still holds the
+ * class: the free must find C1 on the list and stack the block there, not
+ * hand it to the hook. The windows hold no hook call, hence the pause
+ * points of the test copy of the library.
+ */
+static void test_system_reserve_walker_on_a_reused_header(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct reserve_mem mem;
+	static void *from_base[64];
+	const size_t sz = VMRES__RESERVE_SMALL_BLOCK;
+	struct vmres_system *sys = make_on_reserve_mem(&mem);
+	struct vmres__reserve_class *c = &sys->reserve.cls[0];
+	struct rollback_pop_arg w = { sys, NULL };
+	struct vmres__reserve_chunk *c1;
+	const unsigned char *arena;
+	int foreign;
+	pthread_t tw, tr;
+
+	lend(sys, &mem, from_base, 64, sz, &c->base);
+	hook_works_once(sys); /* opens C1 */
+	c1 = c->chunks;
+	assert_ptr_not_equal(c1, &c->base);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 256);
+
+	__atomic_store_n(&vmres__reserve_test_point, reserve_point, __ATOMIC_RELAXED);
+	point_arm(VMRES__RESERVE_AT_POP, c1);
+	vmres_test_mem_fail_after(&mem.base, 0); /* W's hook call fails */
+	assert_int_equal(pthread_create(&tw, NULL, rollback_pop_thread, &w), 0);
+	point_wait(VMRES__RESERVE_AT_POP);
+	vmres_test_mem_fail_after(&mem.base, -1);
+
+	/* C1 closes under W and leaves the list. */
+	give_back_all(sys, from_base, 64, sz);
+	assert_ptr_equal(c->chunks, &c->base);
+	assert_ptr_equal(c->closed, c1);
+
+	/* Short again: R reuses C1's header and stops once it is open. */
+	lend(sys, &mem, from_base, 64, sz, &c->base);
+	point_arm(VMRES__RESERVE_REOPENED, c1);
+	assert_int_equal(pthread_create(&tr, NULL, hook_works_once_thread, sys), 0);
+	point_wait(VMRES__RESERVE_REOPENED);
+
+	point_go(VMRES__RESERVE_AT_POP);
+	assert_int_equal(pthread_join(tw, NULL), 0);
+	arena = c1->arena;
+	sys->kind_mem.free(sys->kind_mem.ctx, w.block, sz);
+	foreign = __atomic_load_n(&mem.foreign_free, __ATOMIC_RELAXED);
+	point_go(VMRES__RESERVE_REOPENED);
+	assert_int_equal(pthread_join(tr, NULL), 0);
+	__atomic_store_n(&vmres__reserve_test_point, NULL, __ATOMIC_RELAXED);
+
+	assert_non_null(w.block); /* W popped C1, open again */
+	assert_true((const unsigned char *)w.block >= arena &&
+		    (const unsigned char *)w.block < arena + 64 * sz);
+	assert_int_equal(foreign, 0); /* the free found C1 */
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), 256);
+	give_back_all(sys, from_base, 64, sz); /* over again: C1 closes */
+	assert_int_equal(vmres__reserve_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_int_equal(__atomic_load_n(&mem.foreign_free, __ATOMIC_RELAXED), 0);
+	destroy_and_check_leaks(sys, &mem.base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2283,6 +2434,7 @@ int main(void)
 		cmocka_unit_test(test_system_reserve_shrink_asked_while_busy),
 		cmocka_unit_test(test_system_reserve_refill_rules),
 		cmocka_unit_test(test_system_reserve_refill_sees_blocks_come_back),
+		cmocka_unit_test(test_system_reserve_walker_on_a_reused_header),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);

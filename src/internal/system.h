@@ -105,6 +105,32 @@ void vmres__system_count(struct vmres_system *sys, size_t counter_offset);
 #define VMRES__COUNT(sys, field) \
 	vmres__system_count((sys), offsetof(struct vmres_system_counters, field))
 
+/*
+ * Pause points for tests that force an interleaving whose window holds no
+ * call of the memory hook (where a test's hook could stop a thread). Only
+ * the copy of the library the tests link (VMRES_TEST_COUNTERS) has them; a
+ * test installs vmres__reserve_test_point before it starts the threads it
+ * stops, and clears it after joining them.
+ */
+enum vmres__reserve_point {
+	VMRES__RESERVE_AT_POP,	 /* reserve_take(): on @chunk, before popping it */
+	VMRES__RESERVE_REOPENED, /* class_refill(): reused header @chunk just opened */
+};
+#ifdef VMRES_TEST_COUNTERS
+extern void (*vmres__reserve_test_point)(enum vmres__reserve_point point,
+					 struct vmres__reserve_chunk *chunk);
+/* Relaxed: installed before the test starts the threads it stops. */
+#define VMRES__RESERVE_POINT(point, chunk)                                              \
+	do {                                                                            \
+		void (*fn_)(enum vmres__reserve_point, struct vmres__reserve_chunk *) = \
+			__atomic_load_n(&vmres__reserve_test_point, __ATOMIC_RELAXED);  \
+		if (fn_)                                                                \
+			fn_((point), (chunk));                                          \
+	} while (0)
+#else
+#define VMRES__RESERVE_POINT(point, chunk) ((void)0)
+#endif
+
 /* Checkers for tests (quiescent callers only): blocks now stacked in class
  * @cls, and all of its blocks (stacked or lent), over all its chunks. */
 unsigned vmres__reserve_free_blocks(struct vmres_system *sys, unsigned cls);
