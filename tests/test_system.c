@@ -2270,7 +2270,8 @@ static void test_system_reserve_refill_sees_blocks_come_back(void **state)
 
 /* One thread stopped at a pause point of src/system_reserve.c (test copy). */
 struct point_stop {
-	struct vmres__reserve_chunk *chunk; /* atomic: where to stop */
+	struct vmres__reserve_chunk *chunk; /* atomic: where to stop; NULL: anywhere */
+	struct vmres__reserve_chunk *seen;  /* atomic: where it stopped */
 	int armed;			    /* atomic */
 	int stopped;			    /* atomic */
 	int go;				    /* atomic */
@@ -2281,14 +2282,18 @@ static struct point_stop point_stops[2]; /* by enum vmres__reserve_point */
 static void reserve_point(enum vmres__reserve_point point, struct vmres__reserve_chunk *chunk)
 {
 	struct point_stop *s = &point_stops[point];
+	struct vmres__reserve_chunk *want;
 	int one = 1;
 
 	/* Acquire: pairs with point_arm()'s release, so chunk is the one set. */
-	if (!__atomic_load_n(&s->armed, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&s->chunk, __ATOMIC_RELAXED) != chunk ||
+	if (!__atomic_load_n(&s->armed, __ATOMIC_ACQUIRE))
+		return;
+	want = __atomic_load_n(&s->chunk, __ATOMIC_RELAXED);
+	if ((want && want != chunk) ||
 	    !__atomic_compare_exchange_n(&s->armed, &one, 0, false, __ATOMIC_RELAXED,
 					 __ATOMIC_RELAXED))
 		return;
+	__atomic_store_n(&s->seen, chunk, __ATOMIC_RELAXED);
 	/* Release/acquire: pair with the test thread's loads and store. */
 	__atomic_store_n(&s->stopped, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&s->go, __ATOMIC_ACQUIRE))
@@ -2402,6 +2407,62 @@ static void test_system_reserve_walker_on_a_reused_header(void **state)
 	destroy_and_check_leaks(sys, &mem.base);
 }
 
+/*
+ * A new chunk header is out of every walker's reach until it is open, so a
+ * refill whose arena the hook refuses can free it (invariant 5 of
+ * src/system_reserve.c). The small class is made a quantum short; thread R's
+ * refill makes a header and stops in the hook's allocation of its arena.
+ * Then rollback W, whose hook call failed, starts its walk and stops on the
+ * first chunk it finds: it must be the base. R's arena allocation fails, R
+ * frees the header, and W pops from the base.
+ */
+static void test_system_reserve_new_header_unseen_until_open(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct reserve_mem mem;
+	static void *from_base[64];
+	const size_t sz = VMRES__RESERVE_SMALL_BLOCK;
+	struct vmres_system *sys = make_on_reserve_mem(&mem);
+	struct vmres__reserve_class *c = &sys->reserve.cls[0];
+	struct rollback_pop_arg w = { sys, NULL };
+	struct vmres__reserve_chunk *seen;
+	int64_t live;
+	pthread_t tw, tr;
+
+	lend(sys, &mem, from_base, 64, sz, &c->base);
+	live = vmres_test_mem_live_blocks(&mem.base);
+	__atomic_store_n(&mem.alloc_stop_armed, 1, __ATOMIC_RELAXED);
+	assert_int_equal(pthread_create(&tr, NULL, hook_works_once_thread, sys), 0);
+	while (!__atomic_load_n(&mem.alloc_stopped, __ATOMIC_ACQUIRE))
+		sched_yield();
+
+	/* From here every hook allocation fails: W's, then R's arena. */
+	__atomic_store_n(&vmres__reserve_test_point, reserve_point, __ATOMIC_RELAXED);
+	point_arm(VMRES__RESERVE_AT_POP, NULL);
+	vmres_test_mem_fail_after(&mem.base, 0);
+	assert_int_equal(pthread_create(&tw, NULL, rollback_pop_thread, &w), 0);
+	point_wait(VMRES__RESERVE_AT_POP);
+	seen = __atomic_load_n(&point_stops[VMRES__RESERVE_AT_POP].seen, __ATOMIC_RELAXED);
+	__atomic_store_n(&mem.alloc_go, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(tr, NULL), 0);
+	vmres_test_mem_fail_after(&mem.base, -1);
+	point_go(VMRES__RESERVE_AT_POP);
+	assert_int_equal(pthread_join(tw, NULL), 0);
+	__atomic_store_n(&vmres__reserve_test_point, NULL, __ATOMIC_RELAXED);
+
+	assert_ptr_equal(seen, &c->base); /* not the header being opened */
+	assert_ptr_equal(small_chunk_of(sys, w.block), &c->base);
+	assert_ptr_equal(c->chunks, &c->base);
+	assert_null(c->closed);
+	assert_int_equal(vmres_test_mem_live_blocks(&mem.base), live); /* header freed */
+	sys->kind_mem.free(sys->kind_mem.ctx, w.block, sz);
+	give_back_all(sys, from_base, 64, sz);
+	assert_int_equal(vmres__reserve_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	assert_int_equal(vmres__reserve_free_blocks(sys, 0), VMRES__RESERVE_SMALL_COUNT);
+	destroy_and_check_leaks(sys, &mem.base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2435,6 +2496,7 @@ int main(void)
 		cmocka_unit_test(test_system_reserve_refill_rules),
 		cmocka_unit_test(test_system_reserve_refill_sees_blocks_come_back),
 		cmocka_unit_test(test_system_reserve_walker_on_a_reused_header),
+		cmocka_unit_test(test_system_reserve_new_header_unseen_until_open),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
