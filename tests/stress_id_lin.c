@@ -41,6 +41,7 @@
  * answer and stamps, and the state read back; VMRES_TEST_SEED replays the
  * rounds' calls and arguments (not the thread timing, which is the race).
  */
+#include "vmres_rounds.h"
 #include "vmres_test.h"
 
 #include <inttypes.h>
@@ -108,36 +109,13 @@ struct lin_round {
 	uint32_t arrived; /* atomic: the threads' start line */
 };
 
-/*
- * Workers kept for the whole test. They wait for the next round by spinning
- * (with sched_yield(), since they outnumber the CPUs) on @gen rather than in
- * a pthread barrier: a barrier wakes them one by one, several microseconds
- * apart, longer than a whole round's calls take, so few rounds had calls of
- * two threads overlapping at all.
- */
-struct lin_pool {
-	struct lin_round *round; /* written before @gen is raised */
-	uint64_t gen;		 /* atomic: raised to start a round */
-	uint32_t done;		 /* atomic: workers through the round */
-	bool stop;		 /* atomic */
-	pthread_t threads[LIN_MAX_THREADS];
-	uint32_t index[LIN_MAX_THREADS];
-};
-
-static struct lin_pool pool;
-static uint64_t lin_clock; /* atomic: the stamps */
+static struct vmres_rounds rounds; /* the workers (tests/common/vmres_rounds.h) */
+static uint64_t lin_clock;	   /* atomic: the stamps */
 
 /* The allocators of the batch not yet freed, and their hook (see lin_flush()). */
 static struct vmres_id_allocator *batch[LIN_BATCH];
 static uint32_t nbatch;
 static struct vmres_test_mem lin_mem;
-
-static void lin_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
 
 static uint32_t lin_last(const struct lin_round *r)
 {
@@ -234,14 +212,7 @@ static void lin_run_thread(struct lin_round *r, uint32_t t)
 	uint32_t mine[LIN_MAX_THREAD_OPS], nmine = 0;
 
 	/* The start line: all threads of the round, then the first calls at once. */
-	__atomic_add_fetch(&r->arrived, 1, __ATOMIC_ACQ_REL);
-	for (uint32_t spins = 1; __atomic_load_n(&r->arrived, __ATOMIC_ACQUIRE) < r->nthreads;
-	     spins++) {
-		if (spins % r->yield_every == 0)
-			sched_yield(); /* more threads than CPUs: let the others arrive */
-		else
-			lin_relax();
-	}
+	vmres_rounds_start_line(&r->arrived, r->nthreads, r->yield_every);
 	for (uint32_t i = 0; i < r->nops[t]; i++) {
 		struct lin_op *o = &r->ops[t][i];
 		uint32_t p = (uint32_t)vmres_test_rand_below(&rng, 100);
@@ -271,7 +242,7 @@ static void lin_run_thread(struct lin_round *r, uint32_t t)
 		}
 		/* Vary the threads' offsets: a spin, never a sleep. */
 		for (uint32_t k = 0; k < delay; k++)
-			lin_relax();
+			vmres_rounds_relax();
 		if (r->op_yield && vmres_test_rand_below(&rng, r->op_yield) == 0)
 			sched_yield();
 		o->inv = __atomic_fetch_add(&lin_clock, 1, __ATOMIC_SEQ_CST);
@@ -284,78 +255,13 @@ static void lin_run_thread(struct lin_round *r, uint32_t t)
 	}
 }
 
-/* Until @p is no longer @v (relaxed spin, then yield: more threads than CPUs). */
-static void lin_wait_u64(const uint64_t *p, uint64_t v)
+/* A worker's part of a round (tests/common/vmres_rounds.h). */
+static void lin_worker_run(void *round, uint32_t t)
 {
-	for (uint32_t spins = 1; __atomic_load_n(p, __ATOMIC_ACQUIRE) == v; spins++) {
-		if (spins % 16 == 0)
-			sched_yield();
-		else
-			lin_relax();
-	}
-}
+	struct lin_round *r = round;
 
-/*
- * A worker waits offline: with the qsbr flavor an online thread spinning
- * there would hold up the grace period that lin_flush() waits for.
- */
-static void *lin_worker(void *arg)
-{
-	uint32_t t = *(const uint32_t *)arg;
-	uint64_t gen = 0;
-
-	vmres_thread_register();
-	for (;;) {
-		struct lin_round *r;
-
-		vmres_thread_offline();
-		lin_wait_u64(&pool.gen, gen++); /* acquire: the round, or stop */
-		vmres_thread_online();
-		if (__atomic_load_n(&pool.stop, __ATOMIC_RELAXED))
-			break;
-		r = pool.round;
-		if (t < r->nthreads)
-			lin_run_thread(r, t);
-		vmres_thread_quiescent();
-		/* Release: the records, for lin_pool_run(). */
-		__atomic_add_fetch(&pool.done, 1, __ATOMIC_RELEASE);
-	}
-	vmres_thread_unregister();
-	return NULL;
-}
-
-static void lin_pool_start(void)
-{
-	pool = (struct lin_pool){ 0 };
-	for (uint32_t t = 0; t < LIN_MAX_THREADS; t++) {
-		pool.index[t] = t;
-		assert_int_equal(pthread_create(&pool.threads[t], NULL, lin_worker, &pool.index[t]),
-				 0);
-	}
-}
-
-/* Runs one round's threads and returns once all workers are through it. */
-static void lin_pool_run(struct lin_round *r)
-{
-	pool.round = r;
-	__atomic_store_n(&pool.done, 0, __ATOMIC_RELAXED);
-	/* Release: publishes the round (and done = 0) to the workers. */
-	__atomic_add_fetch(&pool.gen, 1, __ATOMIC_RELEASE);
-	for (uint32_t spins = 1; __atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) < LIN_MAX_THREADS;
-	     spins++) {
-		if (spins % 16 == 0)
-			sched_yield();
-		else
-			lin_relax();
-	}
-}
-
-static void lin_pool_stop(void)
-{
-	__atomic_store_n(&pool.stop, true, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&pool.gen, 1, __ATOMIC_RELEASE);
-	for (uint32_t t = 0; t < LIN_MAX_THREADS; t++)
-		assert_int_equal(vmres_test_join(pool.threads[t]), 0);
+	if (t < r->nthreads)
+		lin_run_thread(r, t);
 }
 
 /*
@@ -643,7 +549,7 @@ static bool lin_run_round(uint64_t seed, uint64_t index, struct lin_totals *tot)
 		return false;
 	tot->pre_rounds += r.npre > 0;
 
-	lin_pool_run(&r);
+	vmres_rounds_run(&rounds, &r);
 
 	for (uint32_t t = 0; t < r.nthreads; t++) {
 		for (uint32_t i = 0; i < r.nops[t]; i++)
@@ -701,10 +607,10 @@ static void test_id_lin_histories(void **state)
 	bool ok = true;
 
 	vmres_test_mem_init(&lin_mem);
-	lin_pool_start();
+	vmres_rounds_start(&rounds, LIN_MAX_THREADS, lin_worker_run);
 	for (uint64_t i = 0; ok && (i < LIN_MIN_ROUNDS || vmres_test_now() < end); i++)
 		ok = lin_run_round(seed, i, &tot);
-	lin_pool_stop();
+	vmres_rounds_stop(&rounds);
 	lin_flush();
 	printf("stress_id_lin: %.2f s, %" PRIu64 " rounds (%" PRIu64 " from a random state), "
 	       "%" PRIu64 " calls; %" PRIu64 " rounds had calls of two threads overlapping, "
