@@ -59,7 +59,7 @@ static _Atomic long hook_fail_count; /* failed alloc calls */
 static const uint8_t *hook_bits;     /* failure schedule */
 static size_t hook_nbits;
 static _Atomic size_t hook_pos;
-static int hook_inject; /* 0 off, 1 NULL, 2 misaligned */
+static int hook_inject;	      /* 0 off, 1 NULL, 2 misaligned */
 static long hook_budget = -1; /* burst failure, see hook_alloc */
 
 static void *hook_alloc(void *ctx, size_t size)
