@@ -1824,6 +1824,23 @@ static void reserve_mem_free(void *ctx, void *p, size_t size)
 	m->inner.free(m->inner.ctx, p, size == BASE_ARENA ? size + PAD_AFTER : size);
 }
 
+/*
+ * Waits until another thread sets *@flag at a stop of the tests' hook or at a
+ * pause point; fails the test after 60 s, so a stop that never comes (a bug)
+ * is a failure, not a hang.
+ */
+static void wait_stopped(const int *flag, const char *what)
+{
+	const double end = vmres_test_now() + 60.0;
+
+	/* Acquire: pairs with the stopping thread's release. */
+	while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
+		if (vmres_test_now() > end)
+			fail_msg("%s never stopped", what);
+		sched_yield();
+	}
+}
+
 /* A default-layout system on @m (static: late RCU callbacks may use it). */
 static struct vmres_system *make_on_reserve_mem(struct reserve_mem *m)
 {
@@ -2201,8 +2218,7 @@ static void test_system_reserve_shrink_asked_while_busy(void **state)
 	__atomic_store_n(&mem.free_stop_armed, 1, __ATOMIC_RELAXED);
 	a = (struct give_back_arg){ sys, from_c2[63] };
 	assert_int_equal(pthread_create(&t, NULL, give_back_block, &a), 0);
-	while (!__atomic_load_n(&mem.free_stopped, __ATOMIC_ACQUIRE))
-		sched_yield();
+	wait_stopped(&mem.free_stopped, "a shrink in the free of an arena");
 	/* A holds the class, in the middle of closing C2. */
 	assert_int_equal(__atomic_load_n(&sys->reserve.cls[0].busy, __ATOMIC_RELAXED), 1);
 	sys->kind_mem.free(sys->kind_mem.ctx, from_c1, VMRES__RESERVE_SMALL_BLOCK);
@@ -2250,8 +2266,7 @@ static void test_system_reserve_refill_sees_blocks_come_back(void **state)
 
 	__atomic_store_n(&mem.alloc_stop_armed, 1, __ATOMIC_RELAXED);
 	assert_int_equal(pthread_create(&t, NULL, hook_works_once_thread, sys), 0);
-	while (!__atomic_load_n(&mem.alloc_stopped, __ATOMIC_ACQUIRE))
-		sched_yield();
+	wait_stopped(&mem.alloc_stopped, "a refill in the allocation of an arena");
 	/* A holds the class, in the hook's allocation of the new arena. */
 	assert_int_equal(__atomic_load_n(&c->busy, __ATOMIC_RELAXED), 1);
 	give_back_all(sys, small, 64, VMRES__RESERVE_SMALL_BLOCK);
@@ -2308,8 +2323,7 @@ static void point_arm(enum vmres__reserve_point point, struct vmres__reserve_chu
 
 static void point_wait(enum vmres__reserve_point point)
 {
-	while (!__atomic_load_n(&point_stops[point].stopped, __ATOMIC_ACQUIRE))
-		sched_yield();
+	wait_stopped(&point_stops[point].stopped, "a thread at a pause point");
 }
 
 static void point_go(enum vmres__reserve_point point)
@@ -2434,8 +2448,7 @@ static void test_system_reserve_new_header_unseen_until_open(void **state)
 	live = vmres_test_mem_live_blocks(&mem.base);
 	__atomic_store_n(&mem.alloc_stop_armed, 1, __ATOMIC_RELAXED);
 	assert_int_equal(pthread_create(&tr, NULL, hook_works_once_thread, sys), 0);
-	while (!__atomic_load_n(&mem.alloc_stopped, __ATOMIC_ACQUIRE))
-		sched_yield();
+	wait_stopped(&mem.alloc_stopped, "a refill in the allocation of an arena");
 
 	/* From here every hook allocation fails: W's, then R's arena. */
 	__atomic_store_n(&vmres__reserve_test_point, reserve_point, __ATOMIC_RELAXED);
