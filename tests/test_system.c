@@ -1733,7 +1733,11 @@ static void test_system_free_ex_stops_at_the_first_entry(void **state)
  * block (a small-class chunk's arena: 64 blocks of 128 bytes) sets
  * free_stopped and waits for free_go before it frees. After alloc_stop_armed
  * is set, the next allocation of such an arena does the same with
- * alloc_stopped and alloc_go before it allocates.
+ * alloc_stopped and alloc_go before it allocates. (A large-class refill's
+ * arena, 4 blocks of 2 KiB, has that size too: the tests that arm a stop keep
+ * the large class at its target.) A test that arms a stop sets stopped_mem,
+ * so that its teardown can let a thread go that a failed assertion left
+ * stopped.
  */
 struct reserve_mem {
 	struct vmres_test_mem base;
@@ -2192,6 +2196,8 @@ static void test_system_reserve_shrink_asked_while_busy(void **state)
 	struct give_back_arg a;
 	pthread_t t;
 
+	stopped_mem = &mem;
+
 	assert_int_equal(VMRES__RESERVE_SMALL_COUNT / 4, 64); /* the quantum */
 	base = sys->reserve.cls[0].chunks;
 
@@ -2233,10 +2239,33 @@ static void test_system_reserve_shrink_asked_while_busy(void **state)
 	destroy_and_check_leaks(sys, &mem.base);
 }
 
-static void *hook_works_once_thread(void *sys)
+/* hook_works_once() on a thread of its own: no cmocka assertion off the test's thread. */
+static void *hook_works_once_thread(void *arg)
 {
-	hook_works_once(sys);
+	struct vmres_system *sys = arg;
+	void *p = sys->kind_mem.alloc(sys->kind_mem.ctx, VMRES__RESERVE_SMALL_BLOCK);
+
+	if (!p)
+		abort();
+	sys->kind_mem.free(sys->kind_mem.ctx, p, VMRES__RESERVE_SMALL_BLOCK);
 	return NULL;
+}
+
+/* The hook of the test that armed a stop (see struct reserve_mem). */
+static struct reserve_mem *stopped_mem;
+
+static void release_stops(void);
+
+/*
+ * Teardown of the tests that stop threads: a failed assertion leaves the
+ * test with a thread still stopped; let it go, so that it neither stays
+ * stopped nor races with the next test's set-up.
+ */
+static int release_stops_teardown(void **state)
+{
+	(void)state;
+	release_stops();
+	return 0;
 }
 
 /*
@@ -2259,6 +2288,8 @@ static void test_system_reserve_refill_sees_blocks_come_back(void **state)
 	struct vmres_system *sys = make_on_reserve_mem(&mem);
 	struct vmres__reserve_class *c = &sys->reserve.cls[0];
 	pthread_t t;
+
+	stopped_mem = &mem;
 
 	assert_int_equal(VMRES__RESERVE_SMALL_COUNT, 256);
 	lend(sys, &mem, small, 64, VMRES__RESERVE_SMALL_BLOCK, &c->base);
@@ -2317,8 +2348,30 @@ static void reserve_point(enum vmres__reserve_point point, struct vmres__reserve
 
 static void point_arm(enum vmres__reserve_point point, struct vmres__reserve_chunk *chunk)
 {
-	point_stops[point] = (struct point_stop){ .chunk = chunk };
-	__atomic_store_n(&point_stops[point].armed, 1, __ATOMIC_RELEASE);
+	struct point_stop *s = &point_stops[point];
+
+	/* Atomic stores: a thread a failed test left here may still read them. */
+	__atomic_store_n(&s->chunk, chunk, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->seen, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->stopped, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->go, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->armed, 1, __ATOMIC_RELEASE);
+}
+
+static void release_stops(void)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		__atomic_store_n(&point_stops[i].armed, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&point_stops[i].go, 1, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&vmres__reserve_test_point, NULL, __ATOMIC_RELAXED);
+	if (stopped_mem) {
+		__atomic_store_n(&stopped_mem->alloc_stop_armed, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&stopped_mem->alloc_go, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&stopped_mem->free_stop_armed, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&stopped_mem->free_go, 1, __ATOMIC_RELEASE);
+		stopped_mem = NULL;
+	}
 }
 
 static void point_wait(enum vmres__reserve_point point)
@@ -2375,6 +2428,8 @@ static void test_system_reserve_walker_on_a_reused_header(void **state)
 	const unsigned char *arena;
 	int foreign;
 	pthread_t tw, tr;
+
+	stopped_mem = &mem;
 
 	lend(sys, &mem, from_base, 64, sz, &c->base);
 	hook_works_once(sys); /* opens C1 */
@@ -2444,6 +2499,8 @@ static void test_system_reserve_new_header_unseen_until_open(void **state)
 	int64_t live;
 	pthread_t tw, tr;
 
+	stopped_mem = &mem;
+
 	lend(sys, &mem, from_base, 64, sz, &c->base);
 	live = vmres_test_mem_live_blocks(&mem.base);
 	__atomic_store_n(&mem.alloc_stop_armed, 1, __ATOMIC_RELAXED);
@@ -2505,11 +2562,15 @@ int main(void)
 		cmocka_unit_test(test_system_destroy_after_reserve_rollback),
 		cmocka_unit_test(test_system_reserve_refills_after_outages),
 		cmocka_unit_test(test_system_rollback_leak_when_reserve_dry),
-		cmocka_unit_test(test_system_reserve_shrink_asked_while_busy),
+		cmocka_unit_test_teardown(test_system_reserve_shrink_asked_while_busy,
+					  release_stops_teardown),
 		cmocka_unit_test(test_system_reserve_refill_rules),
-		cmocka_unit_test(test_system_reserve_refill_sees_blocks_come_back),
-		cmocka_unit_test(test_system_reserve_walker_on_a_reused_header),
-		cmocka_unit_test(test_system_reserve_new_header_unseen_until_open),
+		cmocka_unit_test_teardown(test_system_reserve_refill_sees_blocks_come_back,
+					  release_stops_teardown),
+		cmocka_unit_test_teardown(test_system_reserve_walker_on_a_reused_header,
+					  release_stops_teardown),
+		cmocka_unit_test_teardown(test_system_reserve_new_header_unseen_until_open,
+					  release_stops_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, vmres_test_group_setup, vmres_test_group_teardown);
