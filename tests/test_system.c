@@ -1764,6 +1764,9 @@ struct reserve_mem {
 	int after_arena_freed; /* atomic */
 };
 
+/* The hook of the test that armed a stop (see above). */
+static struct reserve_mem *stopped_mem;
+
 #define BASE_ARENA (VMRES__RESERVE_SMALL_BLOCK * VMRES__RESERVE_SMALL_COUNT)
 #define PAD_AFTER VMRES__RESERVE_SMALL_BLOCK
 _Static_assert(VMRES__RESERVE_LARGE_BLOCK *VMRES__RESERVE_LARGE_COUNT == BASE_ARENA,
@@ -2250,9 +2253,6 @@ static void *hook_works_once_thread(void *arg)
 	sys->kind_mem.free(sys->kind_mem.ctx, p, VMRES__RESERVE_SMALL_BLOCK);
 	return NULL;
 }
-
-/* The hook of the test that armed a stop (see struct reserve_mem). */
-static struct reserve_mem *stopped_mem;
 
 static void release_stops(void);
 
