@@ -2196,7 +2196,8 @@ static void test_system_reserve_shrink_asked_while_busy(void **state)
 	struct vmres_system *sys = make_on_reserve_mem(&mem);
 	struct vmres__reserve_chunk *base, *c1, *c2;
 	void *from_base[64], *from_c2[64], *from_c1;
-	struct give_back_arg a;
+	/* Static: a thread a failed assertion left stopped may still read it. */
+	static struct give_back_arg a;
 	pthread_t t;
 
 	stopped_mem = &mem;
@@ -2423,13 +2424,15 @@ static void test_system_reserve_walker_on_a_reused_header(void **state)
 	const size_t sz = VMRES__RESERVE_SMALL_BLOCK;
 	struct vmres_system *sys = make_on_reserve_mem(&mem);
 	struct vmres__reserve_class *c = &sys->reserve.cls[0];
-	struct rollback_pop_arg w = { sys, NULL };
+	/* Static: a thread a failed assertion left stopped may still write it. */
+	static struct rollback_pop_arg w;
 	struct vmres__reserve_chunk *c1;
 	const unsigned char *arena;
 	int foreign;
 	pthread_t tw, tr;
 
 	stopped_mem = &mem;
+	w = (struct rollback_pop_arg){ sys, NULL };
 
 	lend(sys, &mem, from_base, 64, sz, &c->base);
 	hook_works_once(sys); /* opens C1 */
@@ -2494,12 +2497,14 @@ static void test_system_reserve_new_header_unseen_until_open(void **state)
 	const size_t sz = VMRES__RESERVE_SMALL_BLOCK;
 	struct vmres_system *sys = make_on_reserve_mem(&mem);
 	struct vmres__reserve_class *c = &sys->reserve.cls[0];
-	struct rollback_pop_arg w = { sys, NULL };
+	/* Static: a thread a failed assertion left stopped may still write it. */
+	static struct rollback_pop_arg w;
 	struct vmres__reserve_chunk *seen;
 	int64_t live;
 	pthread_t tw, tr;
 
 	stopped_mem = &mem;
+	w = (struct rollback_pop_arg){ sys, NULL };
 
 	lend(sys, &mem, from_base, 64, sz, &c->base);
 	live = vmres_test_mem_live_blocks(&mem.base);
