@@ -85,6 +85,8 @@ void vmres_rounds_stop(struct vmres_rounds *p)
 
 void vmres_rounds_start_line(uint32_t *arrived, uint32_t nthreads, uint32_t yield_every)
 {
+	/* No data passes through the start line: acq_rel and acquire only keep
+	 * the round's calls after the last arrival is seen. */
 	__atomic_add_fetch(arrived, 1, __ATOMIC_ACQ_REL);
 	for (uint32_t spins = 1; __atomic_load_n(arrived, __ATOMIC_ACQUIRE) < nthreads; spins++) {
 		if (spins % yield_every == 0)

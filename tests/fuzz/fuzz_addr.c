@@ -508,17 +508,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if (len < 2)
 		return 0;
 	uint8_t mode = u8(&r);
-	int inject = (mode & 3) == 3 ? 1 : (mode & 3);
+	int inject = hook_mode(mode);
 	int plain = !inject && (mode & 4);
 	setup_span(&r);
-	size_t nb = (mode >> 3) % 33;
-	hook_bits = data + r.i;
-	if (r.i + nb > len)
-		nb = len - r.i;
-	r.i += nb;
-	hook_nbits = nb * 8;
-	atomic_store(&hook_pos, 0);
-	hook_inject = 0;
+	hook_read_schedule(&r, (mode >> 3) % 33);
 	nr = 0;
 	nfreed = 0;
 

@@ -62,6 +62,26 @@ static _Atomic size_t hook_pos;
 static int hook_inject;	      /* 0 off, 1 NULL, 2 misaligned */
 static long hook_budget = -1; /* burst failure, see hook_alloc */
 
+/* The injection mode an input's mode byte asks for: 0 none, 1 NULL, 2 misaligned. */
+static inline int hook_mode(uint8_t mode)
+{
+	return (mode & 3) == 3 ? 1 : (mode & 3);
+}
+
+/* Takes the next @nbytes of the input (fewer at its end) as the hook's failure
+ * schedule, one bit per hook call, and leaves injection off until the harness
+ * sets hook_inject. */
+static inline void hook_read_schedule(struct rd *r, size_t nbytes)
+{
+	if (r->i + nbytes > r->n)
+		nbytes = r->n - r->i;
+	hook_bits = r->p + r->i;
+	r->i += nbytes;
+	hook_nbits = nbytes * 8;
+	atomic_store(&hook_pos, 0);
+	hook_inject = 0;
+}
+
 static void *hook_alloc(void *ctx, size_t size)
 {
 	(void)ctx;

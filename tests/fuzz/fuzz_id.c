@@ -123,19 +123,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		return 0;
 	uint8_t mode = u8(&r);
 	/* mode bit0/1: injection 0 none 1 NULL 2 misaligned; bit2: use plain create */
-	int inject = (mode & 3) == 3 ? 1 : (mode & 3);
+	int inject = hook_mode(mode);
 	int plain = !inject && (mode & 4);
 	setup_range(&r);
 
 	/* schedule: up to 32 bytes of failure bits */
-	size_t nb = (mode >> 3) % 33;
-	hook_bits = data + r.i;
-	if (r.i + nb > len)
-		nb = len - r.i;
-	r.i += nb;
-	hook_nbits = nb * 8;
-	atomic_store(&hook_pos, 0);
-	hook_inject = 0;
+	hook_read_schedule(&r, (mode >> 3) % 33);
 
 	struct vmres_id_allocator *ids = NULL;
 	int rc;
