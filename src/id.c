@@ -107,11 +107,49 @@
 #include "internal/mem.h"
 #include "internal/rcu.h"
 
-/* Where a search stopped: @pred is the link L(P), @seen its value. */
+/*
+ * Where a search stopped: @pred is the link L(P), @seen its value (decoded if
+ * @pred is the head link), @inl the head's inline ID (0 elsewhere; meaningful
+ * only with ID_HEAD_INLINE in @seen.w0).
+ */
 struct id_pos {
 	struct vmres__pair *pred;
 	struct vmres__pair seen;
+	uint32_t inl;
 };
+
+/*
+ * Loads link @pred (snapshot; pairs with the CAS that last wrote it): decoded
+ * if it is the head link, *@inl then its inline ID, else 0. Caller holds the
+ * RCU read lock (id_head_decode() reads the first node).
+ */
+static struct vmres__pair id_link_load(struct vmres_id_allocator *ids, struct vmres__pair *pred,
+				       uint32_t *inl)
+{
+	struct vmres__pair v = vmres__pair_load(pred);
+
+	if (pred == &ids->head)
+		return id_head_decode(v, inl);
+	*inl = 0;
+	return v;
+}
+
+/*
+ * CAS on link @pred from @seen to @want (both decoded; @seen_inl and @want_inl
+ * the head's inline IDs, ignored elsewhere). Full barrier, sequentially
+ * consistent: publishes whatever the caller wrote into a new node first, and
+ * pairs with the loads of every later reader of the link.
+ */
+static bool id_link_cas(struct vmres_id_allocator *ids, struct vmres__pair *pred,
+			struct vmres__pair seen, uint32_t seen_inl, struct vmres__pair want,
+			uint32_t want_inl)
+{
+	if (pred == &ids->head) {
+		seen = id_head_encode(seen, seen_inl);
+		want = id_head_encode(want, want_inl);
+	}
+	return vmres__pair_cas(pred, seen, want);
+}
 
 /*
  * After a lost CAS race on a hot link: pause a little, doubling up to a cap,
@@ -146,18 +184,21 @@ static struct vmres__pair link_freeze(struct vmres__pair *link)
 }
 
 /*
- * Unlinks the DEL'd node behind @pred, which was seen as @seen. Harmless if
- * another thread already did it: then the CAS fails (invariants 6 and 7).
+ * Unlinks the DEL'd node behind @pred, which was seen as @seen (with inline ID
+ * @inl if @pred is the head). Harmless if another thread already did it: then
+ * the CAS fails (invariants 6 and 7).
  */
 static void id_unlink(struct vmres_id_allocator *ids, struct vmres__pair *pred,
-		      struct vmres__pair seen)
+		      struct vmres__pair seen, uint32_t inl)
 {
 	struct id_node *x = id_link_node(seen.w0);
 	struct vmres__pair frozen = link_freeze(&x->link);
-	struct vmres__pair repl = { frozen.w0 & ~ID_LINK_FROZEN, frozen.w1 };
+	/* The head keeps its inline ID: it stays below X's successor too. */
+	struct vmres__pair repl = { (frozen.w0 & ~ID_LINK_FROZEN) | (seen.w0 & ID_HEAD_INLINE),
+				    frozen.w1 };
 
 	/* Full barrier; keeps invariant 2: X's successor keeps its interval. */
-	if (vmres__pair_cas(pred, seen, repl))
+	if (id_link_cas(ids, pred, seen, inl, repl, inl))
 		vmres__id_node_unlinked(ids, x); /* keeps invariant 7 */
 }
 
@@ -170,27 +211,29 @@ static void id_unlink(struct vmres_id_allocator *ids, struct vmres__pair *pred,
 static void id_search(struct vmres_id_allocator *ids, uint32_t id, struct id_pos *pos)
 {
 	struct vmres__pair seen;
-	struct vmres__pair *pred = vmres__id_index_start(ids, id, &seen);
+	uint32_t inl;
+	struct vmres__pair *pred = vmres__id_index_start(ids, id, &seen, &inl);
 
 	for (;;) {
 		struct id_node *x = id_link_node(seen.w0);
 
 		if (seen.w0 & ID_LINK_FROZEN) {
 			/* P is dying (invariant 5): start again, helping on the way. */
-			pred = vmres__id_index_start(ids, id, &seen);
+			pred = vmres__id_index_start(ids, id, &seen, &inl);
 			continue;
 		}
 		if (x && (seen.w0 & ID_LINK_DEL)) {
-			id_unlink(ids, pred, seen);
+			id_unlink(ids, pred, seen, inl);
 		} else if (x && id_bounds_hi(seen.w1) < id) {
 			pred = &x->link;
 		} else {
 			pos->pred = pred;
 			pos->seen = seen;
+			pos->inl = inl;
 			return;
 		}
 		/* Snapshot; pairs with the CAS that last wrote the link. */
-		seen = vmres__pair_load(pred);
+		seen = id_link_load(ids, pred, &inl);
 		VMRES__ID_COUNT_STEP();
 	}
 }
@@ -213,32 +256,34 @@ static bool id_take(struct vmres_id_allocator *ids, const struct id_pos *pos, ui
 	struct vmres__pair a_link;
 	struct id_node *a;
 
+	/* Every new value of the link keeps the head's inline ID, if any: the
+	 * first interval's lo never falls here, so it stays below (invariant 12). */
 	if (lo == hi) {
 		/* Logical deletion; keeps invariant 6 from here on. */
 		want.w0 |= ID_LINK_DEL;
-		if (!vmres__pair_cas(pos->pred, pos->seen, want))
+		if (!id_link_cas(ids, pos->pred, pos->seen, pos->inl, want, pos->inl))
 			return false;
-		id_unlink(ids, pos->pred, want);
+		id_unlink(ids, pos->pred, want, pos->inl);
 		return true;
 	}
 	if (id == lo) {
 		want.w1 = id_bounds_make(lo + 1, hi); /* keeps invariant 3 */
 		/* Full barrier; conflicts with every insertion in front of X. */
-		return vmres__pair_cas(pos->pred, pos->seen, want);
+		return id_link_cas(ids, pos->pred, pos->seen, pos->inl, want, pos->inl);
 	}
 	/* A is private until the CAS publishes it (release in the CAS). */
 	a = *spare;
-	a_link.w0 = pos->seen.w0 | (id == hi ? ID_LINK_DEL : 0);
+	a_link.w0 = (pos->seen.w0 & ~ID_HEAD_INLINE) | (id == hi ? ID_LINK_DEL : 0);
 	a_link.w1 = id == hi ? id_bounds_make(hi, hi) : id_bounds_make(id + 1, hi);
 	a->link = a_link;
-	want.w0 = (uint64_t)(uintptr_t)a | (pos->seen.w0 & ID_LINK_NEVER);
+	want.w0 = (uint64_t)(uintptr_t)a | (pos->seen.w0 & (ID_LINK_NEVER | ID_HEAD_INLINE));
 	want.w1 = id_bounds_make(lo, id - 1); /* keeps invariant 2 */
 	/* Full barrier; the split is this one CAS. */
-	if (!vmres__pair_cas(pos->pred, pos->seen, want))
+	if (!id_link_cas(ids, pos->pred, pos->seen, pos->inl, want, pos->inl))
 		return false;
 	*spare = NULL;
 	if (id == hi)
-		id_unlink(ids, &a->link, a_link); /* X died in A's link */
+		id_unlink(ids, &a->link, a_link, 0); /* X died in A's link */
 	vmres__id_index_insert(ids, a);
 	return true;
 }
@@ -252,6 +297,18 @@ static bool id_in_range(const struct vmres_id_allocator *ids, uint32_t id)
 static bool id_pos_holds(const struct id_pos *pos, uint32_t id)
 {
 	return id_link_node(pos->seen.w0) && id_bounds_lo(pos->seen.w1) <= id;
+}
+
+/* Whether @id is the inline ID of the head link @pos stopped at. */
+static bool id_pos_inline(const struct id_pos *pos, uint32_t id)
+{
+	return (pos->seen.w0 & ID_HEAD_INLINE) && pos->inl == id;
+}
+
+/* @pos's link without the inline ID: alloc or alloc_at takes it. */
+static struct vmres__pair id_inline_taken(const struct id_pos *pos)
+{
+	return (struct vmres__pair){ pos->seen.w0 & ~ID_HEAD_INLINE, pos->seen.w1 };
 }
 
 /*
@@ -310,8 +367,9 @@ int vmres_id_allocator_create_ex(uint32_t first, uint32_t last, const struct vmr
 		return VMRES_E_NOMEM;
 	}
 	/* Published to other threads by however the caller hands @ids over. */
-	ids->head = (struct vmres__pair){ (uint64_t)(uintptr_t)tail | ID_LINK_NEVER,
-					  id_bounds_make(first, last) };
+	ids->head = id_head_encode((struct vmres__pair){ (uint64_t)(uintptr_t)tail | ID_LINK_NEVER,
+							 id_bounds_make(first, last) },
+				   0);
 	*out = ids;
 	return VMRES_OK;
 }
@@ -355,16 +413,28 @@ int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 		return VMRES_E_INVALID_ARGUMENT;
 	vmres__rcu_read_lock();
 	for (;;) {
-		/* Snapshot; pairs with the CAS that last wrote the head link. */
-		struct id_pos pos = { &ids->head, vmres__pair_load(&ids->head) };
-		uint32_t lo = id_bounds_lo(pos.seen.w1);
+		struct id_pos pos = { .pred = &ids->head };
+		uint32_t lo;
 
+		pos.seen = id_link_load(ids, pos.pred, &pos.inl);
+		lo = id_bounds_lo(pos.seen.w1);
+		if (pos.seen.w0 & ID_HEAD_INLINE) {
+			/* The inline ID is below every interval (invariant 12). */
+			if (id_link_cas(ids, pos.pred, pos.seen, pos.inl, id_inline_taken(&pos),
+					0)) { /* linearization point */
+				*id_out = pos.inl;
+				rc = VMRES_OK;
+				break;
+			}
+			id_backoff(&spins);
+			continue;
+		}
 		if (!id_link_node(pos.seen.w0)) {
 			rc = VMRES_E_EXHAUSTED; /* linearization point */
 			break;
 		}
 		if (pos.seen.w0 & ID_LINK_DEL) {
-			id_unlink(ids, pos.pred, pos.seen);
+			id_unlink(ids, pos.pred, pos.seen, pos.inl);
 			continue;
 		}
 		if (id_take(ids, &pos, lo, NULL)) { /* linearization point */
@@ -391,6 +461,14 @@ int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id)
 	vmres__rcu_read_lock();
 	for (;;) {
 		id_search(ids, id, &pos);
+		if (id_pos_inline(&pos, id)) {
+			if (id_link_cas(ids, pos.pred, pos.seen, pos.inl, id_inline_taken(&pos),
+					0)) { /* linearization point */
+				rc = VMRES_OK;
+				break;
+			}
+			continue;
+		}
 		if (!id_pos_holds(&pos, id)) {
 			rc = VMRES_E_IN_USE; /* linearization point: the last load */
 			break;
@@ -427,40 +505,70 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 		return VMRES_E_OUT_OF_RANGE;
 	vmres__rcu_read_lock();
 	for (;;) {
+		bool at_head;
+		uint32_t key, want_inl;
 		struct vmres__pair want;
 
 		id_search(ids, id, &pos);
+		if (id_pos_inline(&pos, id)) { /* linearization point: the last load */
+			rc = VMRES_E_ALREADY_FREED;
+			break;
+		}
 		if (id_pos_holds(&pos, id)) { /* linearization point: the last load */
 			rc = (pos.seen.w0 & ID_LINK_NEVER) ? VMRES_E_NEVER_ALLOCATED
 							   : VMRES_E_ALREADY_FREED;
 			break;
 		}
+		at_head = pos.pred == &ids->head;
+		want_inl = pos.inl;
 		if (id_merges_down(&pos, id)) {
-			/* Full barrier; keeps invariant 3 (lo falls, hi stays). */
+			/* Keeps invariant 3 (lo falls, hi stays); an inline ID is
+			 * below id, as id + 1 is the lo it lowers (invariant 12). */
 			want = (struct vmres__pair){
 				pos.seen.w0, id_bounds_make(id, id_bounds_hi(pos.seen.w1))
 			};
-			if (vmres__pair_cas(pos.pred, pos.seen, want)) { /* linearization point */
-				rc = VMRES_OK;
-				break;
+		} else if (at_head && !(pos.seen.w0 & ID_HEAD_INLINE)) {
+			/* In front of every interval: id becomes the inline ID. */
+			want = (struct vmres__pair){ pos.seen.w0 | ID_HEAD_INLINE, pos.seen.w1 };
+			want_inl = id;
+		} else if (at_head && id < pos.inl && id_merges_down(&pos, pos.inl)) {
+			/* id goes inline; the old inline ID joins the interval after it. */
+			want = (struct vmres__pair){
+				pos.seen.w0, id_bounds_make(pos.inl, id_bounds_hi(pos.seen.w1))
+			};
+			want_inl = id;
+		} else {
+			/* A node N: [id, id], or, if id goes inline in front of the
+			 * old inline ID u, [u, u] (keeps invariants 2 and 12). */
+			key = at_head && id < pos.inl ? pos.inl : id;
+			if (spare && spare->key != key) {
+				vmres__id_node_discard(ids, spare); /* another race's shape */
+				spare = NULL;
 			}
-			id_backoff(&spins);
-			continue;
-		}
-		if (!spare) {
-			spare = vmres__id_node_alloc(ids, id, true);
 			if (!spare) {
-				rc = VMRES_E_NOMEM;
-				break;
+				spare = vmres__id_node_alloc(ids, key, true);
+				if (!spare) {
+					rc = VMRES_E_NOMEM;
+					break;
+				}
 			}
+			/* N is private until the CAS publishes it (release in the CAS). */
+			spare->link = (struct vmres__pair){ pos.seen.w0 & ~ID_HEAD_INLINE,
+							    pos.seen.w1 };
+			want = (struct vmres__pair){
+				(uint64_t)(uintptr_t)spare | (pos.seen.w0 & ID_HEAD_INLINE),
+				id_bounds_make(key, key)
+			};
+			if (key != id)
+				want_inl = id;
 		}
-		/* N is private until the CAS publishes it (release in the CAS). */
-		spare->link = pos.seen;
-		want = (struct vmres__pair){ (uint64_t)(uintptr_t)spare, id_bounds_make(id, id) };
 		/* Full barrier; keeps invariant 2 (P's interval < id < the next one). */
-		if (vmres__pair_cas(pos.pred, pos.seen, want)) { /* linearization point */
-			vmres__id_index_insert(ids, spare);
-			spare = NULL;
+		if (id_link_cas(ids, pos.pred, pos.seen, pos.inl, want,
+				want_inl)) { /* linearization point */
+			if (id_link_node(want.w0) == spare && spare) {
+				vmres__id_index_insert(ids, spare);
+				spare = NULL;
+			}
 			rc = VMRES_OK;
 			break;
 		}
@@ -481,5 +589,5 @@ bool vmres_id_is_allocated(struct vmres_id_allocator *ids, uint32_t id)
 	vmres__rcu_read_lock();
 	id_search(ids, id, &pos); /* linearization point: its last load */
 	vmres__rcu_read_unlock();
-	return !id_pos_holds(&pos, id);
+	return !id_pos_inline(&pos, id) && !id_pos_holds(&pos, id);
 }

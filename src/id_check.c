@@ -51,7 +51,7 @@ static int id_check_index(struct vmres_id_allocator *ids, uint64_t n)
 {
 	/* A debug aid outside the allocator's memory: plain malloc, not the hook. */
 	struct id_node **order = malloc((n ? n : 1) * sizeof(*order));
-	struct vmres__pair link = vmres__pair_load(&ids->head);
+	struct vmres__pair link = vmres__pair_load(&ids->head); /* only w0 is read */
 	int rc = 0;
 
 	if (!order)
@@ -69,13 +69,26 @@ static int id_check_index(struct vmres_id_allocator *ids, uint64_t n)
 int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stats)
 {
 	struct vmres__id_stats st = { 0 };
-	struct vmres__pair link = vmres__pair_load(&ids->head);
+	struct vmres__pair raw = vmres__pair_load(&ids->head);
+	uint32_t inl;
+	struct vmres__pair link = id_head_decode(raw, &inl);
 	bool in_front_dead = false;
 	uint64_t floor = ids->first; /* the smallest ID the next interval may hold */
 	int rc;
 
 	if (link.w0 & ID_LINK_FROZEN)
 		return id_check_fail(5, "head link frozen", 0, 0);
+	if (!id_link_node(link.w0) && id_bounds_lo(raw.w1) != 0)
+		return id_check_fail(1, "head with no node but a lo", id_bounds_lo(raw.w1), 0);
+	if (link.w0 & ID_HEAD_INLINE) {
+		if (inl < ids->first || inl > ids->last)
+			return id_check_fail(12, "inline ID outside the range", inl, inl);
+		st.intervals++;
+		st.free_ids++;
+		floor = (uint64_t)inl + 1;
+	} else if (inl) {
+		return id_check_fail(12, "inline ID without its flag", inl, inl);
+	}
 	for (;;) {
 		struct id_node *x = id_link_node(link.w0);
 		uint32_t lo = id_bounds_lo(link.w1);
@@ -107,6 +120,8 @@ int vmres__id_check(struct vmres_id_allocator *ids, struct vmres__id_stats *stat
 		link = vmres__pair_load(&x->link);
 		if ((link.w0 & ID_LINK_FROZEN) && !in_front_dead)
 			return id_check_fail(5, "frozen link of a live node", lo, hi);
+		if (link.w0 & ID_HEAD_INLINE)
+			return id_check_fail(12, "inline flag on a node's link", lo, hi);
 	}
 	rc = id_check_index(ids, st.nodes);
 	if (rc)
@@ -120,15 +135,28 @@ void vmres__id_foreach_free(struct vmres_id_allocator *ids,
 			    void (*visit)(void *ctx, uint32_t lo, uint32_t hi, bool never),
 			    void *ctx)
 {
-	struct vmres__pair link = vmres__pair_load(&ids->head);
+	uint32_t inl;
+	struct vmres__pair link = id_head_decode(vmres__pair_load(&ids->head), &inl);
 	struct id_node *x;
 
+	if (link.w0 & ID_HEAD_INLINE)
+		visit(ctx, inl, inl, false);
 	while ((x = id_link_node(link.w0)) != NULL) {
 		if (!(link.w0 & ID_LINK_DEL))
 			visit(ctx, id_bounds_lo(link.w1), id_bounds_hi(link.w1),
 			      link.w0 & ID_LINK_NEVER);
 		link = vmres__pair_load(&x->link);
 	}
+}
+
+bool vmres__id_head_inline(struct vmres_id_allocator *ids, uint32_t *id)
+{
+	struct vmres__pair raw = vmres__pair_load(&ids->head);
+
+	if (!(raw.w0 & ID_HEAD_INLINE))
+		return false;
+	*id = (uint32_t)raw.w1;
+	return true;
 }
 
 uint64_t vmres__id_steps(void)

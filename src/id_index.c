@@ -549,22 +549,25 @@ void vmres__id_node_unlinked(struct vmres_id_allocator *ids, struct id_node *n)
 }
 
 struct vmres__pair *vmres__id_index_start(struct vmres_id_allocator *ids, uint32_t id,
-					  struct vmres__pair *seen)
+					  struct vmres__pair *seen, uint32_t *inl)
 {
 	struct id_node *preds[ID_INDEX_LEVELS];
 
 	/* Snapshot; pairs with the CAS that last wrote the head link. */
-	*seen = vmres__pair_load(&ids->head);
+	*seen = id_head_decode(vmres__pair_load(&ids->head), inl);
 	if (!(seen->w0 & ~ID_LINK_FLAGS) || id_bounds_hi(seen->w1) >= id)
 		return &ids->head; /* the first interval reaches @id: no index needed */
 	index_find(ids, id, false, preds, NULL);
 	for (int l = 0; l < ID_INDEX_LEVELS && preds[l]; l++) {
 		/* Snapshot; pairs with the CAS that last wrote the link. */
 		*seen = vmres__pair_load(&preds[l]->link);
-		if (!(seen->w0 & ID_LINK_FROZEN))
+		if (!(seen->w0 & ID_LINK_FROZEN)) {
+			*inl = 0;
 			return &preds[l]->link;
+		}
 		/* preds[l] is dying: try the predecessor one level up. */
 	}
-	*seen = vmres__pair_load(&ids->head);
+	/* Snapshot; pairs with the CAS that last wrote the head link. */
+	*seen = id_head_decode(vmres__pair_load(&ids->head), inl);
 	return &ids->head;
 }

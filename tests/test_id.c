@@ -356,14 +356,17 @@ static void test_id_descending_frees_coalesce(void **state)
 	for (uint32_t i = 10; i-- > 0;)
 		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
 	assert_int_equal(vmres__id_check(ids, &st), 0);
-	assert_int_equal(st.intervals, 2); /* freed [0, 9] and never [20, 99] */
+	/* 0 inline in the head, freed [1, 9] and never [20, 99]: each free
+	 * went inline and the one before it joined [.., 9] (9 made the node). */
+	assert_int_equal(st.intervals, 3);
 	assert_int_equal(st.nodes, 2);
 	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_E_ALREADY_FREED);
 	/* Ascending frees do not merge (a node's hi never changes). */
 	for (uint32_t i = 10; i < 20; i++)
 		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
 	assert_int_equal(vmres__id_check(ids, &st), 0);
-	assert_int_equal(st.intervals, 12);
+	assert_int_equal(st.intervals, 13);
 	assert_int_equal(st.free_ids, 100);
 	/* Smallest first across all of them, then the tail. */
 	for (uint32_t i = 0; i < 25; i++)
@@ -445,14 +448,6 @@ static void model_compare(struct model *m, struct vmres_id_allocator *ids)
 		}
 	}
 	assert_int_equal(st.free_ids, free_count);
-}
-
-/* Whether free(@id) makes a node: unless the ID after it is a freed one to merge with. */
-static bool model_free_needs_node(const struct model *m, uint32_t id)
-{
-	uint32_t i = id - m->first;
-
-	return !(i + 1 < m->size && !m->held[i + 1] && m->ever[i + 1]);
 }
 
 struct find_ctx {
@@ -611,6 +606,29 @@ static void snap_take(struct vmres_id_allocator *ids, struct snapshot *s)
 }
 
 /*
+ * Whether free(@id) of a held @id makes a node, by the rules of src/id.c:
+ * not if it lowers the lo of the freed interval starting at @id + 1; not if
+ * it goes inline in the head (in front of every interval, none inline yet);
+ * not if it goes inline in front of the inline ID u, which then lowers the lo
+ * of a freed first interval starting at u + 1; else it does.
+ */
+static bool free_needs_node(struct vmres_id_allocator *ids, uint32_t id)
+{
+	struct snapshot s;
+	uint32_t u = 0;
+	bool inl = vmres__id_head_inline(ids, &u);
+	uint32_t first = inl ? 1 : 0; /* the first interval in a node */
+
+	snap_take(ids, &s);
+	for (uint32_t i = first; i < s.n; i++)
+		if (!s.never[i] && s.lo[i] == (uint64_t)id + 1)
+			return false;
+	if (!inl)
+		return !(first == s.n || id < s.lo[first]);
+	return !(id < u && first < s.n && !s.never[first] && s.lo[first] == (uint64_t)u + 1);
+}
+
+/*
  * Runs @op with every allocation failing: it must return NOMEM and leave the
  * state and the memory counters exactly as they were; then it must succeed.
  */
@@ -666,8 +684,15 @@ static void test_id_nomem_leaves_state_unchanged(void **state)
 
 	for (uint32_t i = 0; i < 10; i++)
 		assert_int_equal(alloc_ok(ids), i);
-	/* free: its node, in front of the tail and between freed IDs. */
-	fails_cleanly(ids, &mem, vmres_id_free, 5, 1);
+	/* A free in front of every interval goes inline in the head: no memory. */
+	vmres_test_mem_fail_after(&mem, 0);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	vmres_test_mem_fail_after(&mem, -1);
+	assert_int_equal(vmres_test_mem_failures(&mem), 2);
+	assert_true(vmres__id_head_inline(ids, &id));
+	assert_int_equal(id, 5);
+	/* free: its node, in front of the inline 5 (5 gets the node, 2 goes
+	 * inline), between freed IDs, and in front of the inline 2 again. */
 	fails_cleanly(ids, &mem, vmres_id_free, 2, 1);
 	fails_cleanly(ids, &mem, vmres_id_free, 9, 1);
 	fails_cleanly(ids, &mem, vmres_id_free, 0, 1);
@@ -681,7 +706,7 @@ static void test_id_nomem_leaves_state_unchanged(void **state)
 	vmres_test_mem_fail_after(&mem, 0);
 	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK);	/* merges into freed 5: [4, 5] */
 	assert_int_equal(vmres_id_free(ids, 1), VMRES_OK);	/* merges into freed 2: [1, 2] */
-	assert_int_equal(alloc_ok(ids), 0);			/* a one-ID freed interval */
+	assert_int_equal(alloc_ok(ids), 0);			/* the inline ID */
 	assert_int_equal(alloc_ok(ids), 1);			/* lo of freed [1, 2] */
 	assert_int_equal(vmres_id_alloc_at(ids, 4), VMRES_OK);	/* lo of freed [4, 5] */
 	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);	/* a one-ID freed interval */
@@ -693,7 +718,7 @@ static void test_id_nomem_leaves_state_unchanged(void **state)
 	assert_int_equal(alloc_ok(ids), 2);
 	while (vmres_id_alloc(ids, &id) == VMRES_OK)
 		;
-	assert_int_equal(vmres_test_mem_failures(&mem), 9); /* create 2 + 7 above, none here */
+	assert_int_equal(vmres_test_mem_failures(&mem), 8); /* create 2 + 6 above, none here */
 	vmres_test_mem_fail_after(&mem, -1);
 	check_ok(ids);
 
@@ -738,9 +763,9 @@ static void test_id_random_nomem_and_no_leak(void **state)
 		}
 		vmres_test_mem_fail_after(&mem, fail ? 0 : -1);
 		if (vmres_test_rand_below(&rng, 2)) {
-			/* A free makes a node unless it merges with the freed ID after it. */
+			needs_node = want == VMRES_OK && free_needs_node(ids, id);
 			rc = vmres_id_free(ids, id);
-			if (fail && want == VMRES_OK && model_free_needs_node(&m, id)) {
+			if (fail && needs_node) {
 				assert_int_equal(rc, VMRES_E_NOMEM);
 			} else {
 				assert_int_equal(rc, want);
@@ -846,7 +871,10 @@ static void test_id_tallest_tower(void **state)
 	for (uint32_t i = 0; i < 10; i++)
 		assert_int_equal(alloc_ok(ids), i);
 	ids->height_salt = (uint64_t)0 - 5; /* quiet allocator: no other call runs */
+	/* 3 goes inline in the head, so 5 needs a node; then 3 is taken back. */
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
 	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_int_equal(alloc_ok(ids), 3);
 	n = id_link_node(vmres__pair_load(&ids->head).w0);
 	assert_int_equal(n->key, 5);
 	assert_int_equal(n->height, ID_INDEX_LEVELS);
@@ -877,17 +905,19 @@ static void test_id_pool_reuses_bounded_and_drains(void **state)
 	assert_int_equal(vmres_id_allocator_create_ex(0, 9999, &ops, &ids), VMRES_OK);
 	for (uint32_t i = 0; i < 4000; i++)
 		assert_int_equal(alloc_ok(ids), i);
-	/* Churn: each free makes a one-ID interval's node, the alloc retires it. */
+	/* 1 stays free, inline in the head: the frees above it need nodes. */
+	assert_int_equal(vmres_id_free(ids, 1), VMRES_OK);
+	/* Churn: each free makes a one-ID interval's node, alloc_at retires it. */
 	made = vmres_test_mem_allocs(&mem);
-	for (uint32_t i = 0; i < 4000; i += 2) {
+	for (uint32_t i = 2; i < 4000; i += 2) {
 		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
-		assert_int_equal(alloc_ok(ids), i);
+		assert_int_equal(vmres_id_alloc_at(ids, i), VMRES_OK);
 	}
-	/* Blocks the hook gave for the 2000 nodes: fewer than 2000 when a batch's
+	/* Blocks the hook gave for the 1999 nodes: fewer than 1999 when a batch's
 	 * grace period ended during the loop and its nodes were reused (on a slow
 	 * machine, or under TSAN), so the bounds below count from this. */
 	made = vmres_test_mem_allocs(&mem) - made;
-	assert_true(made >= ID_POOL_BATCH && made <= 2000);
+	assert_true(made >= ID_POOL_BATCH && made <= 1999);
 	vmres_rcu_barrier();
 	pooled = pooled_blocks(ids, &mem);
 	/* Every block made was retired and kept (pooled, or pending in a batch
@@ -900,7 +930,7 @@ static void test_id_pool_reuses_bounded_and_drains(void **state)
 	/* With the hook failing, frees whose height class has a node still work. */
 	failures = vmres_test_mem_failures(&mem);
 	vmres_test_mem_fail_after(&mem, 0);
-	for (uint32_t i = 0; i < 4000; i += 2) {
+	for (uint32_t i = 2; i < 4000; i += 2) {
 		int rc = vmres_id_free(ids, i);
 
 		assert_true(rc == VMRES_OK || rc == VMRES_E_NOMEM);
@@ -913,7 +943,7 @@ static void test_id_pool_reuses_bounded_and_drains(void **state)
 	}
 	vmres_test_mem_fail_after(&mem, -1);
 	assert_true(reused > 0);
-	assert_int_equal(vmres_test_mem_failures(&mem) - failures, 2000 - reused);
+	assert_int_equal(vmres_test_mem_failures(&mem) - failures, 1999 - reused);
 	check_ok(ids);
 
 	/* Drain: exactly the pooled nodes go back to the hook. */
@@ -921,9 +951,11 @@ static void test_id_pool_reuses_bounded_and_drains(void **state)
 	pooled = pooled_blocks(ids, &mem);
 	assert_int_equal((int64_t)vmres__id_pool_drain(ids), pooled);
 	assert_int_equal(pooled_blocks(ids, &mem), 0);
-	/* Nothing pooled: the next node is the hook's, so this free fails. */
+	/* Nothing pooled: the next node is the hook's, so this free fails (3
+	 * is inline in the head, so 7 needs a node). */
 	while (vmres_id_alloc(ids, &id) == VMRES_OK)
 		;
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
 	vmres_rcu_barrier();
 	vmres__id_pool_drain(ids);
 	vmres_test_mem_fail_after(&mem, 0);
@@ -1029,7 +1061,7 @@ static void assert_locked(const struct vmres__atomic_counts *before, uint64_t ca
  * counted by the test copy (VMRES_COUNT_ATOMICS): the costs that
  * docs/performance.md ("Locked instructions per pair, counted") adds up. A
  * change that adds one to these paths fails here on purpose; update that
- * section with it. The salt is chosen so that key 5's node has no index
+ * section with it. The salt is chosen so that key 7's node has no index
  * levels (3 salts in 4 give that), so the index adds nothing.
  */
 static void test_id_locked_instructions_per_path(void **state)
@@ -1045,33 +1077,44 @@ static void test_id_locked_instructions_per_path(void **state)
 		for (uint32_t i = 0; i < 10; i++)
 			assert_int_equal(alloc_ok(ids), i);
 		ids->height_salt = salt; /* quiet allocator: no other call runs */
-		assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+		/* 3 inline in the head, so 7 gets a node (after 3). */
+		assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
+		assert_int_equal(vmres_id_free(ids, 7), VMRES_OK);
 		n = id_link_node(vmres__pair_load(&ids->head).w0);
-		assert_int_equal(n->key, 5);
+		assert_int_equal(n->key, 7);
 		if (n->height == 0)
 			break;
 		vmres_id_allocator_destroy(ids);
 	}
 	/* Free into an empty pool: the hook's block, one CAS to insert it. (Key
-	 * 5's node was made with the salt unknown; take it back, drain.) */
-	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);
+	 * 7's node was made with the salt unknown; take it back, drain.) */
+	assert_int_equal(vmres_id_alloc_at(ids, 7), VMRES_OK);
 	vmres_rcu_barrier();
 	vmres__id_pool_drain(ids);
 	assert_true(vmres__atomic_counts_get(&before));
-	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK);
 	assert_locked(&before, 0, 1, 0, 0);
 	/* Free next to a FREED interval: one CAS lowers its lo. */
 	vmres__atomic_counts_get(&before);
-	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 6), VMRES_OK);
 	assert_locked(&before, 0, 1, 0, 0);
+	/* Alloc of the head's inline ID: one CAS, no node. */
+	vmres__atomic_counts_get(&before);
+	assert_int_equal(alloc_ok(ids), 3);
+	assert_locked(&before, 0, 1, 0, 0);
+	/* Free in front of every interval: goes inline, one CAS, no node. */
+	vmres__atomic_counts_get(&before);
+	assert_int_equal(vmres_id_free(ids, 2), VMRES_OK);
+	assert_locked(&before, 0, 1, 0, 0);
+	assert_int_equal(alloc_ok(ids), 2);
 	/* Alloc from an interval that keeps IDs: one CAS raises its lo. */
 	vmres__atomic_counts_get(&before);
-	assert_int_equal(alloc_ok(ids), 4);
+	assert_int_equal(alloc_ok(ids), 6);
 	assert_locked(&before, 0, 1, 0, 0);
 	/* Alloc of an interval's last ID: DEL, freeze, unlink (three
 	 * double-width CASes), then the retire's push on the pending stack. */
 	vmres__atomic_counts_get(&before);
-	assert_int_equal(alloc_ok(ids), 5);
+	assert_int_equal(alloc_ok(ids), 7);
 	assert_locked(&before, 1, 3, 0, 0);
 	/* Alloc from the never-used tail: one CAS. */
 	vmres__atomic_counts_get(&before);
@@ -1079,10 +1122,10 @@ static void test_id_locked_instructions_per_path(void **state)
 	assert_locked(&before, 0, 1, 0, 0);
 	/* Searches that change nothing lock nothing. */
 	vmres__atomic_counts_get(&before);
-	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_true(vmres_id_is_allocated(ids, 7));
 	assert_false(vmres_id_is_allocated(ids, 500));
 	assert_int_equal(vmres_id_free(ids, 500), VMRES_E_NEVER_ALLOCATED);
-	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_E_IN_USE);
+	assert_int_equal(vmres_id_alloc_at(ids, 7), VMRES_E_IN_USE);
 	assert_locked(&before, 0, 0, 0, 0);
 	check_ok(ids);
 	vmres_id_allocator_destroy(ids);
@@ -1165,8 +1208,9 @@ static void reenter_free(void *ctx, void *p, size_t size)
 /*
  * alloc_at(11) inside the NEVER interval [10, 99] needs a node for the split
  * and asks the hook for it; meanwhile 10 is taken, so 11 becomes the lo and
- * the retry takes it without a node. Then free(5) needs a node for [5, 5];
- * meanwhile 6 is freed, so the retry extends [6, 6] down instead. Neither
+ * the retry takes it without a node. Then, with 3 inline in the head, free(5)
+ * needs a node for [5, 5]; meanwhile 6 is freed, so the retry extends [6, 6]
+ * down instead. Neither
  * spare may be freed at once (it may have come from a pool, whose concurrent
  * pops may still read it: invariant 11; the cap is raised so that every
  * height pools), and neither may leak: after destroy and a barrier the hook
@@ -1201,6 +1245,8 @@ static void test_id_unused_spare_is_given_back(void **state)
 	m.nested_free = true;
 	m.nested_id = 6;
 	m.nested_rc = -1;
+	/* 3 inline in the head: 5 and 6 need nodes (no hook call for 3). */
+	assert_int_equal(vmres_id_free(m.ids, 3), VMRES_OK);
 	live = __atomic_load_n(&m.live, __ATOMIC_RELAXED);
 	m.armed = true;
 	assert_int_equal(vmres_id_free(m.ids, 5), VMRES_OK);
@@ -1211,7 +1257,9 @@ static void test_id_unused_spare_is_given_back(void **state)
 	assert_false(vmres_id_is_allocated(m.ids, 5));
 	assert_false(vmres_id_is_allocated(m.ids, 6));
 	check_ok(m.ids);
-	for (uint32_t want = 5; want <= 6; want++) {
+	for (uint32_t want = 3; want <= 6; want++) {
+		if (want == 4)
+			continue; /* held since the start */
 		assert_int_equal(vmres_id_alloc(m.ids, &id), VMRES_OK);
 		assert_int_equal(id, want);
 	}
@@ -1245,12 +1293,14 @@ static void test_id_misaligned_hook_refused(void **state)
 	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
 	for (uint32_t i = 0; i < 10; i++)
 		assert_int_equal(alloc_ok(ids), i);
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK); /* inline in the head: no node */
 	m.misalign = 1;
 	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_NOMEM);
 	assert_int_equal(vmres_id_alloc_at(ids, 50), VMRES_E_NOMEM);
 	assert_true(vmres_id_is_allocated(ids, 5));
 	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_NEVER_ALLOCATED);
 	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 2);
+	assert_int_equal(alloc_ok(ids), 3);  /* the inline ID: needs no node */
 	assert_int_equal(alloc_ok(ids), 10); /* needs no node */
 	check_ok(ids);
 	m.misalign = 0;

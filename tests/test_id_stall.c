@@ -60,9 +60,10 @@ enum stall {
 };
 
 /*
- * [0, 99] with 0..9 held, then free(5) until its node N (the first one,
- * [5, 5], key 5) has index levels, so the stale index entries are exercised
- * (each retry changes the allocator's height salt).
+ * [0, 99] with 0..9 held, then free(3) and free(5) (3 goes inline in the
+ * head, 5 gets a node) and alloc (takes 3 back), until 5's node N (the first
+ * one, [5, 5], key 5) has index levels, so the stale index entries are
+ * exercised (each retry changes the allocator's height salt).
  */
 static struct id_node *make_indexed_5(struct vmres_id_allocator *ids)
 {
@@ -75,7 +76,10 @@ static struct id_node *make_indexed_5(struct vmres_id_allocator *ids)
 	for (int tries = 0; tries < 10000; tries++) {
 		struct id_node *n;
 
+		assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
 		assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, 3);
 		n = id_link_node(vmres__pair_load(&ids->head).w0);
 		if (n->height > 0)
 			return n;
@@ -94,9 +98,11 @@ static void stall_at(struct vmres_id_allocator *ids, struct id_node *n, enum sta
 	struct vmres__pair head = vmres__pair_load(&ids->head);
 	struct vmres__pair del = { head.w0 | ID_LINK_DEL, head.w1 };
 	struct vmres__pair link;
+	uint32_t inl;
 
 	assert_ptr_equal(id_link_node(head.w0), n);
-	assert_int_equal(head.w1, id_bounds_make(5, 5));
+	assert_false(head.w0 & ID_HEAD_INLINE);
+	assert_int_equal(id_head_decode(head, &inl).w1, id_bounds_make(5, 5));
 	assert_true(vmres__pair_cas(&ids->head, head, del)); /* alloc's take */
 	if (stall == STALL_DEL)
 		return;
@@ -105,7 +111,8 @@ static void stall_at(struct vmres_id_allocator *ids, struct id_node *n, enum sta
 				    (struct vmres__pair){ link.w0 | ID_LINK_FROZEN, link.w1 }));
 	if (stall == STALL_FROZEN)
 		return;
-	assert_true(vmres__pair_cas(&ids->head, del, link)); /* the unlink */
+	/* the unlink (the head's stored form: src/internal/id_list.h) */
+	assert_true(vmres__pair_cas(&ids->head, del, id_head_encode(link, 0)));
 	if (stall == STALL_UNLINKED)
 		return;
 	for (uint32_t l = 0; l < n->height; l++)
@@ -278,11 +285,14 @@ static struct id_node *node_5_of_height(struct vmres_id_allocator *ids, uint32_t
 static void publish_5(struct vmres_id_allocator *ids, struct id_node *n)
 {
 	struct vmres__pair head = vmres__pair_load(&ids->head);
+	uint32_t inl;
 
-	n->link = head;
+	assert_false(head.w0 & ID_HEAD_INLINE);
+	n->link = id_head_decode(head, &inl); /* the head's stored form: id_list.h */
 	assert_true(vmres__pair_cas(
 		&ids->head, head,
-		(struct vmres__pair){ (uint64_t)(uintptr_t)n, id_bounds_make(5, 5) }));
+		id_head_encode((struct vmres__pair){ (uint64_t)(uintptr_t)n, id_bounds_make(5, 5) },
+			       0)));
 }
 
 /*
@@ -441,7 +451,7 @@ static void equal_keys_round(uint64_t seed)
 	int built[EQUAL_MAX], builder_holds[EQUAL_MAX], order[EQUAL_MAX];
 	uint64_t rng = seed;
 	int nn = 2 + (int)vmres_test_rand_below(&rng, EQUAL_MAX - 1);
-	uint32_t height, top;
+	uint32_t height, top, inl;
 
 	ids = make_holding_0_to_9(&mem);
 	/* The library calls what follows inside a read-side section, which
@@ -468,10 +478,12 @@ static void equal_keys_round(uint64_t seed)
 	b7 = vmres__id_node_alloc(ids, 7, true);
 	assert_non_null(a3);
 	assert_non_null(b7);
-	b7->link = vmres__pair_load(&ids->head);
+	b7->link = id_head_decode(vmres__pair_load(&ids->head), &inl); /* stored form: id_list.h */
+	assert_false(b7->link.w0 & ID_HEAD_INLINE);
 	m5->link = (struct vmres__pair){ (uint64_t)(uintptr_t)b7, id_bounds_make(7, 7) };
 	a3->link = (struct vmres__pair){ (uint64_t)(uintptr_t)m5, id_bounds_make(5, 5) };
-	ids->head = (struct vmres__pair){ (uint64_t)(uintptr_t)a3, id_bounds_make(3, 3) };
+	ids->head = id_head_encode(
+		(struct vmres__pair){ (uint64_t)(uintptr_t)a3, id_bounds_make(3, 3) }, 0);
 	a3->refs = b7->refs = m5->refs = 1; /* their builders are done */
 	for (int i = 0; i < nn - 1; i++) {
 		n5[i]->link = (struct vmres__pair){ (uint64_t)(uintptr_t)b7 | ID_LINK_FROZEN,

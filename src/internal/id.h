@@ -48,6 +48,18 @@ void vmres__id_foreach_free(struct vmres_id_allocator *ids,
 			    void *ctx);
 
 /*
+ * vmres__id_head_inline() - the freed ID the head link holds inline, if any
+ * @ids: the allocator
+ * @id:  receives it (untouched when there is none)
+ *
+ * The smallest free ID may sit in the head link itself rather than in a
+ * node (src/internal/id_list.h): a free in front of every interval puts it
+ * there without memory. Tests use this to know which frees need a node.
+ * Return: whether the head holds one.
+ */
+bool vmres__id_head_inline(struct vmres_id_allocator *ids, uint32_t *id);
+
+/*
  * vmres__id_steps() - list links and index nodes this thread's searches
  * visited so far (free, alloc_at and is_allocated search; alloc does not).
  * Counted only where the library was built with VMRES_TEST_COUNTERS (the

@@ -11,6 +11,16 @@
  *       no node)
  * So a node's free interval lives in its predecessor's link, and every change
  * to that interval is a CAS on the same word as any insertion in front of it.
+ *
+ * The head link alone is stored otherwise, so that it can also hold one
+ * freed ID below every interval (the "inline" ID: a free in front of the list
+ * and the alloc that takes it back need no node):
+ *   w0  pointer to the first node | ID_LINK_* flags, ID_HEAD_INLINE among
+ *       them when the inline ID is there
+ *   w1  the first node's lo << 32 | the inline ID (0 when absent); the first
+ *       node's hi is its key (invariant 3), read from the node
+ * id_head_decode() turns it into a link like any other plus the inline ID,
+ * id_head_encode() back; src/id.c works on decoded links only.
  */
 #ifndef VMRES_INTERNAL_ID_LIST_H
 #define VMRES_INTERNAL_ID_LIST_H
@@ -30,7 +40,9 @@
 #define ID_LINK_FROZEN ((uint64_t)2)
 /* The interval behind w0 was never handed out (else: handed out, then freed). */
 #define ID_LINK_NEVER ((uint64_t)4)
-#define ID_LINK_FLAGS ((uint64_t)7)
+/* Head link only: it holds a freed ID below every interval (src/id.c). */
+#define ID_HEAD_INLINE ((uint64_t)8)
+#define ID_LINK_FLAGS ((uint64_t)15)
 
 /*
  * Index levels above the list. A node gets level k with probability 4^-k,
@@ -138,6 +150,28 @@ static inline uint64_t id_bounds_make(uint32_t lo, uint32_t hi)
 }
 
 /*
+ * The head link @raw as a link like any other (w1 = [lo, hi] of the first
+ * node, 0 when there is none), and in *@inl the inline ID (0 when w0 has no
+ * ID_HEAD_INLINE). Reads the first node's key: call inside the RCU read-side
+ * section in which @raw was loaded (or on a quiet allocator), so that the
+ * node is not reused meanwhile.
+ */
+static inline struct vmres__pair id_head_decode(struct vmres__pair raw, uint32_t *inl)
+{
+	const struct id_node *x = id_link_node(raw.w0);
+
+	*inl = (uint32_t)raw.w1;
+	return (struct vmres__pair){ raw.w0, x ? id_bounds_make(id_bounds_lo(raw.w1), x->key) : 0 };
+}
+
+/* The head link's stored form of the decoded link @v and inline ID @inl. */
+static inline struct vmres__pair id_head_encode(struct vmres__pair v, uint32_t inl)
+{
+	return (struct vmres__pair){ v.w0, ((uint64_t)id_bounds_lo(v.w1) << 32) |
+						   ((v.w0 & ID_HEAD_INLINE) ? inl : 0) };
+}
+
+/*
  * Whether a block from the memory hook can hold links: cmpxchg16b and the
  * 16-byte load fault on a block that is not 16-aligned, so a hook that
  * breaks its contract is refused rather than left to crash.
@@ -195,9 +229,10 @@ void vmres__id_index_insert(struct vmres_id_allocator *ids, struct id_node *n);
 /*
  * A link to start a list search for @id from: the link of a node whose key is
  * below @id and whose link was not frozen when looked at, or the head link.
- * *@seen receives the link's value as loaded.
+ * *@seen receives the link's value as loaded (the head's decoded), *@inl the
+ * head's inline ID if it returns the head link, else 0.
  */
 struct vmres__pair *vmres__id_index_start(struct vmres_id_allocator *ids, uint32_t id,
-					  struct vmres__pair *seen);
+					  struct vmres__pair *seen, uint32_t *inl);
 
 #endif /* VMRES_INTERNAL_ID_LIST_H */
