@@ -344,6 +344,127 @@ static void test_id_split_nodes_are_indexed(void **state)
 	vmres_id_allocator_destroy(ids);
 }
 
+/* The head's inline ID, asserted (none: UINT32_MAX is never inline here). */
+static void assert_inline(struct vmres_id_allocator *ids, bool present, uint32_t want)
+{
+	uint32_t id = 0;
+
+	assert_int_equal(vmres__id_head_inline(ids, &id), present);
+	if (present)
+		assert_int_equal(id, want);
+	check_ok(ids);
+}
+
+/*
+ * The head link's inline ID (src/internal/id_list.h): a free in front of
+ * every interval goes there without memory; every call answers for it; a
+ * smaller free pushes it into a node, or into a freed first interval
+ * starting right after it (no memory either); with no interval left at all;
+ * at UINT32_MAX. The hook fails wherever the rules say no node is needed.
+ */
+static void test_id_inline_head(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct vmres__id_stats st;
+	uint32_t id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	vmres_test_mem_fail_after(&mem, 0); /* nothing below needs memory... */
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_inline(ids, true, 5);
+	assert_false(vmres_id_is_allocated(ids, 5));
+	assert_true(vmres_id_is_allocated(ids, 4));
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);
+	assert_inline(ids, false, 0);
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_E_IN_USE);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_int_equal(vmres_test_mem_failures(&mem), 0);
+	/* ...but this: 5 is inline and 10 starts a never interval. */
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_E_NOMEM);
+	assert_int_equal(vmres_test_mem_failures(&mem), 1);
+	vmres_test_mem_fail_after(&mem, -1);
+	assert_true(vmres_id_is_allocated(ids, 9));
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_OK); /* a node after the inline 5 */
+	assert_inline(ids, true, 5);
+	assert_int_equal(alloc_ok(ids), 5);
+	assert_inline(ids, false, 0);
+	assert_int_equal(alloc_ok(ids), 9);
+	assert_int_equal(alloc_ok(ids), 10);
+
+	/* Demotions: 7 inline; 6 in front of it makes 7 a node; 4 in front of
+	 * 6 needs none (6 lowers the lo of freed [7, 7]). */
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 6), VMRES_OK);
+	assert_inline(ids, true, 6);
+	vmres_test_mem_fail_after(&mem, 0);
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK);
+	vmres_test_mem_fail_after(&mem, -1);
+	assert_int_equal(vmres_test_mem_failures(&mem), 1);
+	assert_inline(ids, true, 4);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 3); /* 4 inline, freed [6, 7], never [11, 99] */
+	assert_int_equal(st.nodes, 2);
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_NEVER_ALLOCATED);
+	for (uint32_t want = 4; want <= 11; want++) {
+		if (want == 5 || (want >= 8 && want <= 10))
+			continue; /* held */
+		assert_int_equal(alloc_ok(ids), want);
+	}
+	assert_inline(ids, false, 0);
+	vmres_id_allocator_destroy(ids);
+	vmres_rcu_barrier();
+	assert_int_equal(vmres_test_mem_live_blocks(&mem), 0);
+
+	/* No interval left: the inline ID is the only free one. */
+	ids = make(0, 3);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	assert_int_equal(vmres_id_free(ids, 2), VMRES_OK);
+	assert_inline(ids, true, 2);
+	assert_int_equal(alloc_ok(ids), 2);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
+	assert_int_equal(vmres_id_free(ids, 1), VMRES_OK); /* 3 becomes a node */
+	assert_int_equal(vmres_id_free(ids, 2), VMRES_OK); /* lowers [3, 3] to [2, 3] */
+	assert_inline(ids, true, 1);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 2);
+	assert_int_equal(st.free_ids, 3);
+	for (uint32_t want = 1; want <= 3; want++)
+		assert_int_equal(alloc_ok(ids), want);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	vmres_id_allocator_destroy(ids);
+
+	/* At the top of the ID space. */
+	ids = make(UINT32_MAX - 2, UINT32_MAX);
+	for (uint32_t i = 0; i < 3; i++)
+		assert_int_equal(alloc_ok(ids), UINT32_MAX - 2 + i);
+	assert_int_equal(vmres_id_free(ids, UINT32_MAX), VMRES_OK);
+	assert_inline(ids, true, UINT32_MAX);
+	assert_false(vmres_id_is_allocated(ids, UINT32_MAX));
+	assert_int_equal(vmres_id_free(ids, UINT32_MAX - 1), VMRES_OK);
+	assert_inline(ids, true, UINT32_MAX - 1);
+	assert_int_equal(vmres_id_free(ids, UINT32_MAX - 2), VMRES_OK);
+	assert_inline(ids, true, UINT32_MAX - 2);
+	for (uint32_t i = 0; i < 3; i++)
+		assert_int_equal(alloc_ok(ids), UINT32_MAX - 2 + i);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	assert_inline(ids, false, 0);
+	vmres_id_allocator_destroy(ids);
+}
+
 /* A freed ID merges into a freed interval starting right after it: no node. */
 static void test_id_descending_frees_coalesce(void **state)
 {
@@ -1324,6 +1445,7 @@ int main(void)
 		cmocka_unit_test(test_id_one_id_ranges),
 		cmocka_unit_test(test_id_alloc_at_around_the_tail),
 		cmocka_unit_test(test_id_alloc_at_splits_many),
+		cmocka_unit_test(test_id_inline_head),
 		cmocka_unit_test(test_id_descending_frees_coalesce),
 		cmocka_unit_test(test_id_searches_stay_logarithmic),
 		cmocka_unit_test(test_id_split_nodes_are_indexed),
