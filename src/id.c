@@ -31,6 +31,22 @@
  * hi never changes, so it keys the skip-list index (src/id_index.c) that
  * gives searches a starting point in O(log F).
  *
+ * The inline ID. The head link can also hold one FREED ID u below every
+ * interval, with no node (ID_HEAD_INLINE; stored as src/internal/id_list.h
+ * says, decoded by id_link_load() so that the rest of this file sees a link
+ * like any other plus u). It makes the commonest churn cheap: a free in front
+ * of the first interval and the alloc that takes that ID back are then one
+ * CAS each on the head, with no node made, indexed, unlinked or retired. On
+ * the head link H = (X, b) + u, where b = [lo, hi] is X's interval:
+ *   free(id), id < lo, no u   (X, b) -> (X, b) + id
+ *   free(id), id < u          (X, [u + 1, hi]) + u -> (X, [u, hi]) + id if X
+ *                             is FREED; else (X, b) + u -> (N, [u, u]) + id,
+ *                             N privately linking (X, b): u is demoted
+ *   free(id), u < id < lo     as with no u (lower lo, or insert N = [id, id]
+ *                             after H); u stays
+ *   alloc, or alloc_at(u)     (X, b) + u -> (X, b)
+ * Every other CAS on H (take lo, split, DEL, unlink) keeps u as it is.
+ *
  * Physical deletion follows Harris [1] with the mark moved onto the link
  * pointing to the dead node, as in Linden and Jonsson [2]. To unlink a DEL'd
  * X, a thread freezes X's own link (FROZEN: no CAS succeeds on it again),
@@ -48,7 +64,7 @@
  * the list, waits for retired nodes (rcu_barrier(); their callback uses the
  * allocator's memory hook), then frees the pending and pooled nodes.
  *
- * Invariants (named in the code; vmres__id_check() tests 1-3, 5, 8-10):
+ * Invariants (named in the code; vmres__id_check() tests 1-3, 5, 8-10, 12):
  *  1. Links change only by a successful double-width CAS of both words; a
  *     link's w1 is the interval of the node its w0 points to (0 if none).
  *  2. Sorted: along the chain from the head, intervals (for a DEL'd node its
@@ -68,12 +84,22 @@
  *     being frozen; nothing is inserted in front of a DEL'd node.
  *  7. Reclamation: only the winner of the unlink CAS retires a node, and only
  *     once it is unreachable from the head (invariant 10 for the index).
+ * 12. The inline ID (numbered after src/id_index.c's 8-11): only the head
+ *     link has ID_HEAD_INLINE. When set, its ID u is a FREED ID inside
+ *     [first, last] and below every interval of the list (for a DEL'd first
+ *     node, below its [hi, hi]); invariant 4 counts u as free, and FREED.
+ *     The stored w1 holds the first node's lo and u (0 for either when
+ *     absent); the first node's hi is its key (invariant 3).
  *
  * Linearization points.
- *  - alloc: the CAS on the head link that takes lo. At that instant the head
- *    points to X without DEL, so by 2 and 4 X's lo is the smallest free ID.
- *    EXHAUSTED: the load of the head link that shows no node.
- *  - alloc_at, free (success): their one successful CAS.
+ *  - alloc: the CAS on the head link that takes the inline ID u, if the head
+ *    has one: by 12, u is the smallest free ID at that instant. Else the CAS
+ *    that takes lo: the head had no u and pointed to X without DEL, so by 2
+ *    and 4 X's lo is the smallest free ID. EXHAUSTED: the load of the head
+ *    link that shows neither u nor a node.
+ *  - alloc_at, free (success): their one successful CAS (for alloc_at(u),
+ *    the one that clears u; for a free that puts id inline or demotes u, the
+ *    one on the head that does it).
  *  - Answers drawn from a search without a CAS (alloc_at IN_USE, free
  *    NEVER_ALLOCATED / ALREADY_FREED, is_allocated): the load of the last
  *    link L(P) of the search. The search reached P because P's hi was below
@@ -81,6 +107,9 @@
  *    is; by 2 so is every interval before P; by 5 P is reachable at that
  *    load since L(P) was unfrozen; and L(P) itself shows whether the interval
  *    after P holds id. So at that instant id is free exactly when L(P) says.
+ *    If L(P) is the head link it also shows u: id is free, and FREED, if it
+ *    is u. If P is a node, any u is below P's interval at that instant (12),
+ *    so it is not id.
  *
  * Lock-freedom. A loop goes round again only after a CAS failed, or after it
  * met a DEL or FROZEN link; each means another operation's CAS succeeded. No
@@ -553,19 +582,18 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 				}
 			}
 			/* N is private until the CAS publishes it (release in the CAS). */
-			spare->link = (struct vmres__pair){ pos.seen.w0 & ~ID_HEAD_INLINE,
-							    pos.seen.w1 };
-			want = (struct vmres__pair){
-				(uint64_t)(uintptr_t)spare | (pos.seen.w0 & ID_HEAD_INLINE),
-				id_bounds_make(key, key)
-			};
+			spare->link =
+				(struct vmres__pair){ pos.seen.w0 & ~ID_HEAD_INLINE, pos.seen.w1 };
+			want = (struct vmres__pair){ (uint64_t)(uintptr_t)spare |
+							     (pos.seen.w0 & ID_HEAD_INLINE),
+						     id_bounds_make(key, key) };
 			if (key != id)
 				want_inl = id;
 		}
 		/* Full barrier; keeps invariant 2 (P's interval < id < the next one). */
 		if (id_link_cas(ids, pos.pred, pos.seen, pos.inl, want,
 				want_inl)) { /* linearization point */
-			if (id_link_node(want.w0) == spare && spare) {
+			if (spare && id_link_node(want.w0) == spare) {
 				vmres__id_index_insert(ids, spare);
 				spare = NULL;
 			}
