@@ -12,8 +12,10 @@
  * ALREADY_FREED) was true at that instant and may be stale on return.
  *
  * Memory: one node per free interval (72 bytes plus 8 per index level,
- * about 75 on average; a run of IDs freed in descending order shares one).
- * free makes at most one node, alloc_at at most one, alloc none. Nodes of
+ * about 75 on average; a run of IDs freed in descending order shares one),
+ * except that the smallest free ID, when it was freed in front of every
+ * interval, needs none: the allocator's head holds it. free makes at most one
+ * node, alloc_at at most one, alloc none. Nodes of
  * emptied intervals are not all given back to the memory hook: they are
  * kept in the allocator for reuse by later calls, at most about 4/3 as many
  * as the range has IDs and 3.3 MB in all, none for a range under 32 IDs
@@ -144,7 +146,9 @@ VMRES_API int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id);
  * @id:  an ID held by the caller
  *
  * Makes one node unless @id + 1 starts a freed interval (then it extends
- * it). Search cost O(log F) for F free intervals. The library cannot tell
+ * it) or @id is below every free ID (then the allocator's head holds it; an
+ * ID it held before moves into a node, or into a freed interval starting
+ * right after that ID). Search cost O(log F) for F free intervals. The library cannot tell
  * which caller holds @id: freeing an ID another thread holds is a caller
  * bug it does not detect.
  *
