@@ -8,7 +8,21 @@
  * slice of the H held IDs; an iteration allocates (the smallest free ID),
  * frees a random ID of its slice and keeps the new one in its place. The
  * free list stays at F (give or take one per thread) and frees land at
- * random positions in it, so `free` pays its real O(log F) search.
+ * random positions in it at first. But alloc takes the smallest: within a
+ * few thousand pairs the free IDs are those above every held one, and from
+ * then on nearly every free lands in front of the free list and the next
+ * alloc takes that ID back (front churn: the commonest case in a VMM, a
+ * device unplugged and the next one plugged). So this measures the front,
+ * not the search.
+ *
+ * id_scattered/<impl>/<F>: every iteration is one free + one alloc_at of
+ * the same ID in the middle of the free list, so both pay their O(log F)
+ * search and a one-ID interval is made and emptied each time. Setup hands
+ * out 3F IDs and frees every third one (3k): F free IDs scattered over the
+ * range. Each thread owns a slice of the IDs 3k + 1 (3k + 2 stay held, so a
+ * free never merges) and frees and takes back random ones of its slice.
+ * The rust-vmm baseline has no alloc_at; bl_id_set_take_freed() erases the
+ * ID from its ordered set.
  *
  * memory/id/<impl>/<F>: bytes held with F scattered free IDs (2F handed
  * out, every other one freed), measured: libvmres through a counting
@@ -50,6 +64,10 @@ struct impl_vmres {
 	{
 		return vmres_id_free(h, id);
 	}
+	static int take(handle h, uint32_t id)
+	{
+		return vmres_id_alloc_at(h, id);
+	}
 };
 
 struct impl_set_mutex {
@@ -70,6 +88,10 @@ struct impl_set_mutex {
 	static int free(handle h, uint32_t id)
 	{
 		return bl_id_set_free(h, id);
+	}
+	static int take(handle h, uint32_t id)
+	{
+		return bl_id_set_take_freed(h, id);
 	}
 };
 
@@ -199,6 +221,75 @@ template <class Impl> void BM_id_churn(benchmark::State &st)
 		count_locked(st, before);
 }
 
+/* --- frees and takes in the middle of the free list */
+
+template <class Impl> churn_fixture<Impl> g_scattered;
+
+template <class Impl> void scattered_setup(const benchmark::State &st)
+{
+	auto &fx = g_scattered<Impl>;
+	const uint32_t f = (uint32_t)st.range(0);
+	fx.ok = false;
+	if (Impl::create(0, 3 * f + range_slack - 1, &fx.h))
+		return;
+	for (uint32_t i = 0; i < 3 * f; i++) {
+		uint32_t id;
+		if (Impl::alloc(fx.h, &id) || id != i)
+			return;
+	}
+	fx.held.clear();
+	for (uint32_t k = 0; k < f; k++) {
+		if (Impl::free(fx.h, 3 * k))
+			return;
+		fx.held.push_back(3 * k + 1);
+	}
+	vb::rng r(7 + f);
+	for (size_t i = fx.held.size() - 1; i > 0; i--) /* Fisher-Yates */
+		std::swap(fx.held[i], fx.held[r.below(i + 1)]);
+	fx.ok = true;
+}
+
+template <class Impl> void scattered_teardown(const benchmark::State &)
+{
+	auto &fx = g_scattered<Impl>;
+	Impl::destroy(fx.h);
+	fx.h = nullptr;
+	fx.held.clear();
+	vmres_thread_quiescent();
+}
+
+template <class Impl> void BM_id_scattered(benchmark::State &st)
+{
+	vb::ensure_registered();
+	auto &fx = g_scattered<Impl>;
+	if (!fx.ok) {
+		st.SkipWithError("setup failed");
+		return;
+	}
+	const size_t slice = fx.held.size() / (size_t)st.threads();
+	if (!slice) {
+		st.SkipWithError("fewer IDs than threads");
+		return;
+	}
+	const uint32_t *mine = fx.held.data() + slice * (size_t)st.thread_index();
+	vb::rng r(4321 + (uint64_t)st.thread_index());
+	uint64_t i = 0;
+	for (auto _ : st) {
+		uint32_t id = mine[r.below(slice)];
+		if (Impl::free(fx.h, id)) {
+			st.SkipWithError("free failed");
+			break;
+		}
+		if (Impl::take(fx.h, id)) {
+			st.SkipWithError("alloc_at of the freed ID failed");
+			break;
+		}
+		vb::quiesce_every(++i);
+	}
+	vmres_thread_quiescent();
+	st.SetItemsProcessed(st.iterations()); /* free/alloc_at pairs */
+}
+
 /* --- memory */
 
 template <class Impl> int64_t id_bytes_with_free(uint32_t f, int64_t *marginal);
@@ -287,6 +378,16 @@ template <class Impl> void register_impl(uint64_t max)
 		if ((uint64_t)f <= max)
 			churn->Arg(f);
 	churn->Apply(vb::thread_sweep)->Setup(churn_setup<Impl>)->Teardown(churn_teardown<Impl>);
+	if constexpr (!std::is_same_v<Impl, impl_bitmap_spin>) {
+		auto *mid = benchmark::RegisterBenchmark(("id_scattered/" + n).c_str(),
+							 BM_id_scattered<Impl>);
+		for (int64_t f : { 10, 1000, 100000 })
+			if ((uint64_t)f <= max)
+				mid->Arg(f);
+		mid->Apply(vb::thread_sweep)
+			->Setup(scattered_setup<Impl>)
+			->Teardown(scattered_teardown<Impl>);
+	}
 	for (int64_t f : { 1000, 100000 })
 		if ((uint64_t)f <= max)
 			memory->Arg(f);

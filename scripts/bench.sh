@@ -95,7 +95,7 @@ run() { # name binary args...
 cmdline="scripts/bench.sh --$mode"
 start=$(date +%s)
 main=$(build_dir memb)/bench
-run id "$main/bench_id" "${run_args[@]}" "${mix[@]}" --benchmark_filter=id_churn
+run id "$main/bench_id" "${run_args[@]}" "${mix[@]}" --benchmark_filter='id_churn|id_scattered'
 run id_memory "$main/bench_id" "${run_args[@]}" --benchmark_filter=memory
 run addr "$main/bench_addr" "${run_args[@]}" "${mix[@]}" --benchmark_filter=addr_lookup
 # Not interleaved: each size builds its layout once (10^6 ranges take seconds).

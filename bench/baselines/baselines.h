@@ -53,6 +53,13 @@ int bl_id_set_create(uint32_t first, uint32_t last, struct bl_id_set **out);
 void bl_id_set_destroy(struct bl_id_set *s);
 int bl_id_set_alloc(struct bl_id_set *s, uint32_t *id_out);
 int bl_id_set_free(struct bl_id_set *s, uint32_t id);
+/*
+ * Takes the freed ID @id back: an extension rust-vmm does not have (it has
+ * no alloc_at), for the benchmark of takes in the middle of the free list.
+ * 0, or VMRES_E_IN_USE when @id is not in the freed set (IDs past next_id
+ * are not handled: VMRES_E_INVALID_ARGUMENT).
+ */
+int bl_id_set_take_freed(struct bl_id_set *s, uint32_t id);
 
 /* --- lowest-free-bit bitmap behind a ck_spinlock */
 struct bl_id_bitmap;

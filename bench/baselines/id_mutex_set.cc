@@ -104,3 +104,13 @@ int bl_id_set_free(struct bl_id_set *s, uint32_t id)
 	pthread_mutex_unlock(&s->lock);
 	return err;
 }
+
+int bl_id_set_take_freed(struct bl_id_set *s, uint32_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	int err = s->freed_ids.erase(id)	      ? 0
+		  : (s->has_next && id >= s->next_id) ? VMRES_E_INVALID_ARGUMENT
+						      : VMRES_E_IN_USE;
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
