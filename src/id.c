@@ -71,8 +71,9 @@
  *     last interval [hi, hi]) are non-empty, inside [first, last] and
  *     strictly increasing, so disjoint.
  *  3. A node's hi never changes (it is its index key); its lo rises when an
- *     ID is taken, and falls only when free(lo - 1) extends a FREED interval;
- *     DEL is never undone; a node's kind (the NEVER flag) never changes.
+ *     ID is taken, and falls only when free(lo - 1) extends a FREED interval
+ *     or a demote joins the inline ID u = lo - 1 to it (12); DEL is never
+ *     undone; a node's kind (the NEVER flag) never changes.
  *  4. Abstraction: an ID is free iff it lies in the interval of a link
  *     reachable from the head that has no DEL; it lies in a NEVER interval
  *     iff it was never handed out since creation.
@@ -80,16 +81,20 @@
  *     its owner has DEL, and a node is unlinked only after its link is
  *     frozen. So a link read unfrozen belonged, at that instant, to a node
  *     reachable from the head. The head link is never frozen.
- *  6. A link with DEL changes only by the unlink of the DEL'd node or by
- *     being frozen; nothing is inserted in front of a DEL'd node.
+ *  6. A link with DEL changes only by the unlink of the DEL'd node, by being
+ *     frozen, or (the head) by an alloc taking the inline ID, which keeps the
+ *     DEL; nothing is inserted in front of a DEL'd node.
  *  7. Reclamation: only the winner of the unlink CAS retires a node, and only
  *     once it is unreachable from the head (invariant 10 for the index).
  * 12. The inline ID (numbered after src/id_index.c's 8-11): only the head
  *     link has ID_HEAD_INLINE. When set, its ID u is a FREED ID inside
  *     [first, last] and below every interval of the list (for a DEL'd first
- *     node, below its [hi, hi]); invariant 4 counts u as free, and FREED.
+ *     node, below its [hi, hi]); invariant 4 counts u as free, and FREED. u
+ *     appears only by a free(u) whose CAS saw the head without DEL and its
+ *     lo above u, or by a demote that puts a smaller freed ID in its place.
  *     The stored w1 holds the first node's lo and u (0 for either when
- *     absent); the first node's hi is its key (invariant 3).
+ *     absent); the first node's hi is its key (invariant 3), so the stored
+ *     word and that key are the whole link.
  *
  * Linearization points.
  *  - alloc: the CAS on the head link that takes the inline ID u, if the head
@@ -108,11 +113,12 @@
  *    load since L(P) was unfrozen; and L(P) itself shows whether the interval
  *    after P holds id. So at that instant id is free exactly when L(P) says.
  *    If L(P) is the head link it also shows u: id is free, and FREED, if it
- *    is u. If P is a node, any u is below P's interval at that instant (12),
- *    so it is not id.
+ *    is u; held if it is below lo and not u. If P is a node, any u is below
+ *    P's interval at that instant (12), so it is not id.
  *
  * Lock-freedom. A loop goes round again only after a CAS failed, or after it
- * met a DEL or FROZEN link; each means another operation's CAS succeeded. No
+ * met a DEL or FROZEN link; each means another operation's CAS succeeded (on
+ * the head, a change of the inline ID alone fails a CAS too). No
  * thread waits for another: whoever meets a deletion finishes it. After a
  * lost race on a hot link a thread backs off briefly (a bounded pause, not a
  * wait for anyone). Retiring a node is a push on a pending stack (a CAS
@@ -125,6 +131,7 @@
  * [2] J. Linden, B. Jonsson, "A skiplist-based concurrent priority queue with
  *     minimal memory contention", OPODIS 2013.
  */
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -174,9 +181,13 @@ static bool id_link_cas(struct vmres_id_allocator *ids, struct vmres__pair *pred
 			uint32_t want_inl)
 {
 	if (pred == &ids->head) {
+		/* The stored form drops hi: it must be the node's key (12). */
+		assert(!id_link_node(want.w0) ||
+		       id_link_node(want.w0)->key == id_bounds_hi(want.w1));
 		seen = id_head_encode(seen, seen_inl);
 		want = id_head_encode(want, want_inl);
 	}
+	assert(pred == &ids->head || !(want.w0 & ID_HEAD_INLINE)); /* 12 */
 	return vmres__pair_cas(pred, seen, want);
 }
 
@@ -215,7 +226,8 @@ static struct vmres__pair link_freeze(struct vmres__pair *link)
 /*
  * Unlinks the DEL'd node behind @pred, which was seen as @seen (with inline ID
  * @inl if @pred is the head). Harmless if another thread already did it: then
- * the CAS fails (invariants 6 and 7).
+ * the CAS fails (invariants 6 and 7). On the head it also fails if the inline
+ * ID was taken meanwhile: the node stays DEL'd for the next thread to meet it.
  */
 static void id_unlink(struct vmres_id_allocator *ids, struct vmres__pair *pred,
 		      struct vmres__pair seen, uint32_t inl)
@@ -442,22 +454,25 @@ int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 		return VMRES_E_INVALID_ARGUMENT;
 	vmres__rcu_read_lock();
 	for (;;) {
+		/* Snapshot; pairs with the CAS that last wrote the head link. */
+		struct vmres__pair raw = vmres__pair_load(&ids->head);
 		struct id_pos pos = { .pred = &ids->head };
 		uint32_t lo;
 
-		pos.seen = id_link_load(ids, pos.pred, &pos.inl);
-		lo = id_bounds_lo(pos.seen.w1);
-		if (pos.seen.w0 & ID_HEAD_INLINE) {
-			/* The inline ID is below every interval (invariant 12). */
-			if (id_link_cas(ids, pos.pred, pos.seen, pos.inl, id_inline_taken(&pos),
-					0)) { /* linearization point */
-				*id_out = pos.inl;
+		if (raw.w0 & ID_HEAD_INLINE) {
+			/* The inline ID is below every interval (invariant 12).
+			 * Taken on the stored form: the first node is not read. */
+			if (vmres__pair_cas(&ids->head, raw,
+					    id_head_drop_inline(raw))) { /* linearization point */
+				*id_out = (uint32_t)raw.w1;
 				rc = VMRES_OK;
 				break;
 			}
 			id_backoff(&spins);
 			continue;
 		}
+		pos.seen = id_head_decode(raw, &pos.inl);
+		lo = id_bounds_lo(pos.seen.w1);
 		if (!id_link_node(pos.seen.w0)) {
 			rc = VMRES_E_EXHAUSTED; /* linearization point */
 			break;

@@ -171,6 +171,12 @@ static inline struct vmres__pair id_head_encode(struct vmres__pair v, uint32_t i
 						   ((v.w0 & ID_HEAD_INLINE) ? inl : 0) };
 }
 
+/* The stored head link @raw, which holds an inline ID, without it. */
+static inline struct vmres__pair id_head_drop_inline(struct vmres__pair raw)
+{
+	return (struct vmres__pair){ raw.w0 & ~ID_HEAD_INLINE, raw.w1 & ~(uint64_t)UINT32_MAX };
+}
+
 /*
  * Whether a block from the memory hook can hold links: cmpxchg16b and the
  * 16-byte load fault on a block that is not 16-aligned, so a hook that
