@@ -274,6 +274,8 @@ template <class Impl> void BM_id_scattered(benchmark::State &st)
 	const uint32_t *mine = fx.held.data() + slice * (size_t)st.thread_index();
 	vb::rng r(4321 + (uint64_t)st.thread_index());
 	uint64_t i = 0;
+	vmres__atomic_counts before;
+	vmres__atomic_counts_get(&before);
 	for (auto _ : st) {
 		uint32_t id = mine[r.below(slice)];
 		if (Impl::free(fx.h, id)) {
@@ -288,6 +290,8 @@ template <class Impl> void BM_id_scattered(benchmark::State &st)
 	}
 	vmres_thread_quiescent();
 	st.SetItemsProcessed(st.iterations()); /* free/alloc_at pairs */
+	if constexpr (std::is_same_v<Impl, impl_vmres>)
+		count_locked(st, before);
 }
 
 /* --- memory */
