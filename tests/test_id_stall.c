@@ -209,6 +209,51 @@ static void test_id_stalled_after_mark(void **state)
 }
 
 /*
+ * A thread stopped right after alloc_at(5) DEL'd the first node N while the
+ * head holds the inline ID 3: a search that meets the DEL'd head must unlink
+ * N keeping 3 (its CAS compares the stored head, inline ID included), not
+ * spin, and every answer must count 3 free.
+ */
+static void test_id_stalled_del_behind_inline(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct vmres__pair head;
+	uint32_t id;
+
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	(void)make_indexed_5(ids);
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
+	assert_true(vmres__id_head_inline(ids, &id));
+	assert_int_equal(id, 3);
+	head = vmres__pair_load(&ids->head);
+	assert_true(vmres__pair_cas(&ids->head, head,
+				    (struct vmres__pair){ head.w0 | ID_LINK_DEL, head.w1 }));
+	/* The search of 3 stops at the head, meets DEL and unlinks N. */
+	assert_false(vmres_id_is_allocated(ids, 3));
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_true(vmres__id_head_inline(ids, &id));
+	assert_int_equal(id, 3);
+	assert_false(vmres__pair_load(&ids->head).w0 & ID_LINK_DEL);
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK); /* a node after the inline 3 */
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	for (uint32_t want = 3; want <= 4; want++) {
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, want);
+	}
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 10);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	destroy_checked(ids, &mem);
+}
+
+/*
  * The same stalls, but the first call after them is alloc, whose one search
  * is of the head link itself: it must finish the deletion (or step past it)
  * and take 10, not spin on the DEL'd head waiting for the stalled thread.
@@ -554,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_id_stalled_after_freeze),
 		cmocka_unit_test(test_id_stalled_after_unlink),
 		cmocka_unit_test(test_id_stalled_after_mark),
+		cmocka_unit_test(test_id_stalled_del_behind_inline),
 		cmocka_unit_test(test_id_alloc_first_after_stalls),
 		cmocka_unit_test(test_id_stalled_builder),
 		cmocka_unit_test(test_id_equal_keys_in_other_orders),
