@@ -1298,7 +1298,8 @@ struct reenter_mem {
 	bool nested_free; /* the nested call frees nested_id, else allocs into it */
 	int nested_rc;
 	uint32_t nested_id;
-	int64_t live; /* atomic: frees come from call_rcu */
+	int64_t live;			       /* atomic: frees come from call_rcu */
+	void (*nested)(struct reenter_mem *m); /* if set: instead of the above */
 };
 
 static void *reenter_alloc(void *ctx, size_t size)
@@ -1308,8 +1309,11 @@ static void *reenter_alloc(void *ctx, size_t size)
 
 	if (m->armed) {
 		m->armed = false;
-		m->nested_rc = m->nested_free ? vmres_id_free(m->ids, m->nested_id)
-					      : vmres_id_alloc(m->ids, &m->nested_id);
+		if (m->nested)
+			m->nested(m);
+		else
+			m->nested_rc = m->nested_free ? vmres_id_free(m->ids, m->nested_id)
+						      : vmres_id_alloc(m->ids, &m->nested_id);
 	}
 	p = malloc(size);
 	if (p)
@@ -1340,7 +1344,7 @@ static void reenter_free(void *ctx, void *p, size_t size)
 static void test_id_unused_spare_is_given_back(void **state)
 {
 	(void)state;
-	struct reenter_mem m = { NULL, false, false, -1, 0, 0 };
+	struct reenter_mem m = { NULL, false, false, -1, 0, 0, NULL };
 	struct vmres_mem_ops ops = { reenter_alloc, reenter_free, &m };
 	uint32_t id;
 	int64_t live;
@@ -1384,6 +1388,58 @@ static void test_id_unused_spare_is_given_back(void **state)
 		assert_int_equal(vmres_id_alloc(m.ids, &id), VMRES_OK);
 		assert_int_equal(id, want);
 	}
+	vmres_id_allocator_destroy(m.ids);
+	vmres_rcu_barrier();
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
+}
+
+/* Takes the inline ID 2 back and frees 8, which goes inline in its place. */
+static void swap_inline_2_for_8(struct reenter_mem *m)
+{
+	uint32_t id = 0;
+
+	m->nested_rc = vmres_id_alloc(m->ids, &id);
+	if (m->nested_rc == VMRES_OK && id != 2)
+		m->nested_rc = -1;
+	if (m->nested_rc == VMRES_OK)
+		m->nested_rc = vmres_id_free(m->ids, 8);
+}
+
+/*
+ * A spare made for one shape and a retry that needs another: free(5) with 2
+ * inline needs a node keyed 5 (after the inline ID); meanwhile 2 is taken and
+ * 8 goes inline, so the retry must demote 8 into a node keyed 8. The spare
+ * keyed 5 must not be used for it (a node's key is its interval's hi,
+ * invariant 3): it is given back, and a node keyed 8 made.
+ */
+static void test_id_spare_of_another_key_not_used(void **state)
+{
+	(void)state;
+	struct reenter_mem m = { NULL, false, false, -1, 0, 0, swap_inline_2_for_8 };
+	struct vmres_mem_ops ops = { reenter_alloc, reenter_free, &m };
+	struct vmres__id_stats st;
+	uint32_t id = 0;
+	int64_t live;
+
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &m.ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(m.ids), i);
+	assert_int_equal(vmres_id_free(m.ids, 2), VMRES_OK); /* inline, no node */
+	live = __atomic_load_n(&m.live, __ATOMIC_RELAXED);
+	m.armed = true;
+	assert_int_equal(vmres_id_free(m.ids, 5), VMRES_OK);
+	assert_false(m.armed);
+	assert_int_equal(m.nested_rc, VMRES_OK);
+	/* The node keyed 8, and the spare keyed 5 waiting for a grace period. */
+	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), live + 2);
+	assert_true(vmres__id_head_inline(m.ids, &id));
+	assert_int_equal(id, 5);
+	assert_int_equal(vmres__id_check(m.ids, &st), 0);
+	assert_int_equal(st.intervals, 3); /* 5 inline, freed [8, 8], never [10, 99] */
+	assert_int_equal(st.nodes, 2);
+	assert_int_equal(alloc_ok(m.ids), 5);
+	assert_int_equal(alloc_ok(m.ids), 8);
+	assert_int_equal(alloc_ok(m.ids), 10);
 	vmres_id_allocator_destroy(m.ids);
 	vmres_rcu_barrier();
 	assert_int_equal(__atomic_load_n(&m.live, __ATOMIC_RELAXED), 0);
@@ -1457,6 +1513,7 @@ int main(void)
 		cmocka_unit_test(test_id_tallest_tower),
 		cmocka_unit_test(test_id_unused_spare_is_given_back),
 		cmocka_unit_test(test_id_pool_small_range_stays_small),
+		cmocka_unit_test(test_id_spare_of_another_key_not_used),
 		cmocka_unit_test(test_id_misaligned_hook_refused),
 		cmocka_unit_test(test_id_locked_instructions_per_path),
 	};
