@@ -149,9 +149,9 @@ template <class Impl> void churn_setup(const benchmark::State &st)
 	fx.ok = true;
 }
 
-template <class Impl> void churn_teardown(const benchmark::State &)
+/* Teardown of the fixture @fx (churn or scattered). */
+template <class Impl, churn_fixture<Impl> &fx> void fixture_teardown(const benchmark::State &)
 {
-	auto &fx = g_churn<Impl>;
 	Impl::destroy(fx.h);
 	fx.h = nullptr;
 	fx.held.clear();
@@ -247,15 +247,6 @@ template <class Impl> void scattered_setup(const benchmark::State &st)
 	for (size_t i = fx.held.size() - 1; i > 0; i--) /* Fisher-Yates */
 		std::swap(fx.held[i], fx.held[r.below(i + 1)]);
 	fx.ok = true;
-}
-
-template <class Impl> void scattered_teardown(const benchmark::State &)
-{
-	auto &fx = g_scattered<Impl>;
-	Impl::destroy(fx.h);
-	fx.h = nullptr;
-	fx.held.clear();
-	vmres_thread_quiescent();
 }
 
 template <class Impl> void BM_id_scattered(benchmark::State &st)
@@ -381,7 +372,9 @@ template <class Impl> void register_impl(uint64_t max)
 	for (int64_t f : { 10, 1000, 100000 })
 		if ((uint64_t)f <= max)
 			churn->Arg(f);
-	churn->Apply(vb::thread_sweep)->Setup(churn_setup<Impl>)->Teardown(churn_teardown<Impl>);
+	churn->Apply(vb::thread_sweep)
+		->Setup(churn_setup<Impl>)
+		->Teardown(fixture_teardown<Impl, g_churn<Impl>>);
 	if constexpr (!std::is_same_v<Impl, impl_bitmap_spin>) {
 		auto *mid = benchmark::RegisterBenchmark(("id_scattered/" + n).c_str(),
 							 BM_id_scattered<Impl>);
@@ -390,7 +383,7 @@ template <class Impl> void register_impl(uint64_t max)
 				mid->Arg(f);
 		mid->Apply(vb::thread_sweep)
 			->Setup(scattered_setup<Impl>)
-			->Teardown(scattered_teardown<Impl>);
+			->Teardown(fixture_teardown<Impl, g_scattered<Impl>>);
 	}
 	for (int64_t f : { 1000, 100000 })
 		if ((uint64_t)f <= max)

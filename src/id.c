@@ -346,7 +346,7 @@ static bool id_pos_inline(const struct id_pos *pos, uint32_t id)
 	return (pos->seen.w0 & ID_HEAD_INLINE) && pos->inl == id;
 }
 
-/* @pos's link without the inline ID: alloc or alloc_at takes it. */
+/* @pos's link without the inline ID: alloc_at(inline ID) takes it. */
 static struct vmres__pair id_inline_taken(const struct id_pos *pos)
 {
 	return (struct vmres__pair){ pos->seen.w0 & ~ID_HEAD_INLINE, pos->seen.w1 };
