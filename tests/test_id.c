@@ -344,7 +344,7 @@ static void test_id_split_nodes_are_indexed(void **state)
 	vmres_id_allocator_destroy(ids);
 }
 
-/* The head's inline ID, asserted (none: UINT32_MAX is never inline here). */
+/* Asserts whether the head holds an inline ID and which one; then the checker. */
 static void assert_inline(struct vmres_id_allocator *ids, bool present, uint32_t want)
 {
 	uint32_t id = 0;
