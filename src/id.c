@@ -461,7 +461,9 @@ int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 
 		if (raw.w0 & ID_HEAD_INLINE) {
 			/* The inline ID is below every interval (invariant 12).
-			 * Taken on the stored form: the first node is not read. */
+			 * Taken on the stored form: the first node is not read.
+			 * Full barrier; fails if any call changed the head since
+			 * the load above (pairs with their CASes on it). */
 			if (vmres__pair_cas(&ids->head, raw,
 					    id_head_drop_inline(raw))) { /* linearization point */
 				*id_out = (uint32_t)raw.w1;
@@ -506,6 +508,8 @@ int vmres_id_alloc_at(struct vmres_id_allocator *ids, uint32_t id)
 	for (;;) {
 		id_search(ids, id, &pos);
 		if (id_pos_inline(&pos, id)) {
+			/* Full barrier; fails if the head changed since the search's
+			 * last load of it (a concurrent alloc may have taken id). */
 			if (id_link_cas(ids, pos.pred, pos.seen, pos.inl, id_inline_taken(&pos),
 					0)) { /* linearization point */
 				rc = VMRES_OK;
