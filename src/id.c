@@ -192,19 +192,38 @@ static bool id_link_cas(struct vmres_id_allocator *ids, struct vmres__pair *pred
 }
 
 /*
- * After a lost CAS race on a hot link: pause a little, doubling up to a cap,
- * so that contending threads stop invalidating the line for each other. Not a
- * wait for anyone: the retry does not depend on another thread's progress.
+ * Backoff after a lost CAS race on a hot link, in spin-wait hints
+ * (vmres__cpu_relax()). A call retries at once after its first loss (one
+ * loss is often a one-off); its second loss pauses ID_BACKOFF_FIRST hints,
+ * and each further one doubles that, up to ID_BACKOFF_CAP. A `pause` takes
+ * about 24 ns on the Intel machine of docs/performance.md: 3 us, then at
+ * most 50 us, there.
+ *
+ * Why so long: every alloc and every free in front of the list CASes the
+ * head link, so two threads that alternate move its line between CPUs on
+ * every call (several times the cost of the call itself). A loser that stays
+ * away for a few microseconds leaves the winner tens of calls with the line
+ * in its own cache. Short pauses (1 to 64 hints) kept both threads
+ * alternating: at 2 threads on 2 CPUs the churn ran at 5-6 M pairs/s, and at
+ * 9-12 M with this setting, about the speed of one thread alone ("Backoff"
+ * in docs/performance.md). Only a call that lost races pauses; an
+ * uncontended call never does.
+ */
+#define ID_BACKOFF_FIRST 128u
+#define ID_BACKOFF_CAP 2048u
+
+/*
+ * Pauses for @spins hints (none after a call's first loss, when @spins is
+ * still 0), then moves @spins to ID_BACKOFF_FIRST or doubles it, up to
+ * ID_BACKOFF_CAP. Not a wait for anyone: the retry does not depend on
+ * another thread's progress.
  */
 static void id_backoff(unsigned int *spins)
 {
-	for (unsigned int i = 0; i < *spins; i++) {
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
-	}
-	if (*spins < 64)
-		*spins = *spins ? *spins * 2 : 1;
+	for (unsigned int i = 0; i < *spins; i++)
+		vmres__cpu_relax();
+	if (*spins < ID_BACKOFF_CAP)
+		*spins = *spins ? *spins * 2 : ID_BACKOFF_FIRST;
 }
 
 /* Sets FROZEN on @link (invariant 5) and returns its final value. */

@@ -168,6 +168,22 @@ static inline void vmres__fence_seq_cst(void)
 }
 
 /*
+ * A spin-wait hint for the CPU (x86 `pause`, arm64 `yield`); orders nothing.
+ * It only slows the calling thread down: backoff loops call it so that
+ * they do not touch contended lines. Never optimized out.
+ */
+static inline void vmres__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/*
  * vmres__pair_*: two adjacent 64-bit words read and changed as one unit
  * (a double-width CAS, cmpxchg16b). 16-byte aligned. Used by the ID
  * allocator for a list link that carries a pointer and the interval it
