@@ -196,21 +196,22 @@ static bool id_link_cas(struct vmres_id_allocator *ids, struct vmres__pair *pred
  * (vmres__cpu_relax()). A call retries at once after its first loss (one
  * loss is often a one-off); its second loss pauses ID_BACKOFF_FIRST hints,
  * and each further one doubles that, up to ID_BACKOFF_CAP. A `pause` takes
- * about 24 ns on the Intel machine of docs/performance.md: 3 us, then at
- * most 50 us, there.
+ * about 24 ns on the Intel machine of docs/performance.md: 6 us, then at
+ * most 100 us, there (2-3 times that where `pause` takes 140 cycles).
  *
  * Why so long: every alloc and every free in front of the list CASes the
  * head link, so two threads that alternate move its line between CPUs on
- * every call (several times the cost of the call itself). A loser that stays
- * away for a few microseconds leaves the winner tens of calls with the line
- * in its own cache. Short pauses (1 to 64 hints) kept both threads
- * alternating: at 2 threads on 2 CPUs the churn ran at 5-6 M pairs/s, and at
- * 9-12 M with this setting, about the speed of one thread alone ("Backoff"
- * in docs/performance.md). Only a call that lost races pauses; an
- * uncontended call never does.
+ * every call (several times the cost of the call itself). A loser that
+ * stays away for microseconds leaves the winner a hundred calls or more with
+ * the line in its own cache; the longer the pause, the smaller the share of
+ * time spent alternating. With 1 to 64 hints two threads on 2 CPUs made
+ * 4.4-6.0 M churn pairs/s; with 128 to 2048, 9-11 M; with this setting
+ * 11-12 M, close to one thread alone, and longer pauses gained nothing more
+ * ("Backoff" in docs/performance.md). Only a call that lost races pauses;
+ * an uncontended call never does.
  */
-#define ID_BACKOFF_FIRST 128u
-#define ID_BACKOFF_CAP 2048u
+#define ID_BACKOFF_FIRST 256u
+#define ID_BACKOFF_CAP 4096u
 
 /*
  * Pauses for @spins hints (none after a call's first loss, when @spins is
