@@ -382,6 +382,63 @@ static bool id_merges_down(const struct id_pos *pos, uint32_t id)
 	       id_bounds_lo(pos->seen.w1) == (uint64_t)id + 1;
 }
 
+/*
+ * The front fast paths: calls decided by the stored head word alone, made
+ * outside any RCU read-side section (invariant 13). Each loads the head once
+ * and tries one CAS whose new value is a function of the loaded value only:
+ *   alloc, u inline            raw -> raw without u
+ *   free(id), no u, the first node X without DEL, id below X's lo (or no X):
+ *     X FREED and lo == id + 1 raw -> raw with lo = id    (the merge)
+ *     otherwise                raw -> raw + id inline
+ * These are exactly what the full paths do from the same head value: with
+ * no u and id < lo, a search for id stops at the head (every key is >= lo).
+ * Return: true if the CAS succeeded (the call is done); false if the head
+ * does not qualify or the CAS lost, and the caller takes the full path.
+ */
+static bool id_alloc_front(struct vmres_id_allocator *ids, uint32_t *id_out, bool *lost)
+{
+	/* Snapshot; pairs with the CAS that last wrote the head link. */
+	struct vmres__pair raw = vmres__pair_load(&ids->head);
+
+	if (!(raw.w0 & ID_HEAD_INLINE))
+		return false;
+	/* Full barrier; fails if any call changed the head since the load
+	 * (pairs with their CASes on it). */
+	if (!vmres__pair_cas(&ids->head, raw, id_head_drop_inline(raw))) {
+		*lost = true;
+		return false;
+	}
+	*id_out = (uint32_t)raw.w1; /* linearization point: the CAS */
+	return true;
+}
+
+static bool id_free_front(struct vmres_id_allocator *ids, uint32_t id, bool *lost)
+{
+	/* Snapshot; pairs with the CAS that last wrote the head link. */
+	struct vmres__pair raw = vmres__pair_load(&ids->head);
+	uint32_t lo = id_bounds_lo(raw.w1);
+	struct vmres__pair want;
+
+	if (raw.w0 & (ID_HEAD_INLINE | ID_LINK_DEL))
+		return false;
+	if (!id_link_node(raw.w0)) {
+		want = (struct vmres__pair){ raw.w0 | ID_HEAD_INLINE, id };
+	} else if (id >= lo) {
+		return false;
+	} else if (!(raw.w0 & ID_LINK_NEVER) && lo == (uint64_t)id + 1) {
+		/* Stored form: lo << 32, no inline ID (invariant 12). */
+		want = (struct vmres__pair){ raw.w0, (uint64_t)id << 32 };
+	} else {
+		want = (struct vmres__pair){ raw.w0 | ID_HEAD_INLINE, raw.w1 | id };
+	}
+	/* Full barrier; fails if any call changed the head since the load. */
+	if (!vmres__pair_cas(&ids->head, raw, want)) { /* linearization point */
+		*lost = true;
+		return false;
+	}
+	return true;
+}
+
 int vmres_id_allocator_create(uint32_t first, uint32_t last, struct vmres_id_allocator **out)
 {
 	return vmres_id_allocator_create_ex(first, last, NULL, out);
@@ -468,10 +525,15 @@ void vmres__id_allocator_free(struct vmres_id_allocator *ids)
 int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 {
 	unsigned int spins = 0;
+	bool lost = false;
 	int rc;
 
 	if (!ids || !id_out)
 		return VMRES_E_INVALID_ARGUMENT;
+	if (id_alloc_front(ids, id_out, &lost))
+		return VMRES_OK;
+	if (lost)
+		id_backoff(&spins);
 	vmres__rcu_read_lock();
 	for (;;) {
 		/* Snapshot; pairs with the CAS that last wrote the head link. */
@@ -564,6 +626,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 {
 	struct id_node *spare = NULL;
 	unsigned int spins = 0;
+	bool lost = false;
 	struct id_pos pos;
 	int rc;
 
@@ -571,6 +634,10 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 		return VMRES_E_INVALID_ARGUMENT;
 	if (!id_in_range(ids, id))
 		return VMRES_E_OUT_OF_RANGE;
+	if (id_free_front(ids, id, &lost))
+		return VMRES_OK;
+	if (lost)
+		id_backoff(&spins);
 	vmres__rcu_read_lock();
 	for (;;) {
 		bool at_head;
