@@ -47,6 +47,17 @@
  *   alloc, or alloc_at(u)     (X, b) + u -> (X, b)
  * Every other CAS on H (take lo, split, DEL, unlink) keeps u as it is.
  *
+ * The front fast paths. The stored head word alone (src/internal/id_list.h:
+ * w0 = X | flags, w1 = X's lo << 32 | u) decides alloc when u is there, and
+ * free(id) when there is no u, no DEL and id is below X's lo (or there is no
+ * X). Such calls load the head once and try one CAS on it whose new value is
+ * computed from the loaded value alone (id_alloc_front(), id_free_front()),
+ * before and outside any RCU read-side section: they read no node. If that
+ * CAS fails they take the full path. The new values are those the full
+ * paths would CAS from the same head value (with no u and id < lo, a search
+ * for id stops at the head, as every key is >= lo), so the fast paths add
+ * no state and no transition; invariant 13 says why they need no RCU.
+ *
  * Physical deletion follows Harris [1] with the mark moved onto the link
  * pointing to the dead node, as in Linden and Jonsson [2]. To unlink a DEL'd
  * X, a thread freezes X's own link (FROZEN: no CAS succeeds on it again),
@@ -57,7 +68,8 @@
  * Memory. The winner of the unlink CAS gives the node to src/id_index.c,
  * which takes it out of the index and retires it with call_rcu(). Every
  * traversal is inside an RCU read-side critical section, so a node a
- * traversal reads is neither freed nor reused under it (no ABA on w0).
+ * traversal reads is neither freed nor reused under it (no ABA on w0). The
+ * front fast paths read no node and hold no read lock (invariant 13).
  * Retired nodes go to call_rcu() in batches, and the callback keeps them in
  * bounded per-height pools for reuse by later operations (invariant 11 and
  * "Pools" in src/id_index.c), or frees them through the hook. destroy frees
@@ -95,6 +107,18 @@
  *     The stored w1 holds the first node's lo and u (0 for either when
  *     absent); the first node's hi is its key (invariant 3), so the stored
  *     word and that key are the whole link.
+ * 13. Front fast paths: a CAS made outside a read-side section is on the
+ *     head link only, compares its whole stored word with a value loaded
+ *     before, and writes a value that depends on nothing else (the same
+ *     node pointer and kind, and lo, u and id). What it needs to be right
+ *     is all in the word: u below every interval (12), or no u, no DEL and
+ *     id below X's lo, so by 2 and 4 id is held. So if the CAS succeeds,
+ *     the head held exactly that value at that instant, whatever happened
+ *     between the load and the CAS (even X unlinked, freed and its memory
+ *     reused as a new first node with the same lo), and the new value is
+ *     the right successor of the state at that instant. The pointer it
+ *     writes is the one the head holds, so no unlinked node is made
+ *     reachable again (7).
  *
  * Linearization points.
  *  - alloc: the CAS on the head link that takes the inline ID u, if the head
@@ -104,7 +128,7 @@
  *    link that shows neither u nor a node.
  *  - alloc_at, free (success): their one successful CAS (for alloc_at(u),
  *    the one that clears u; for a free that puts id inline or demotes u, the
- *    one on the head that does it).
+ *    one on the head that does it). The front fast paths' CAS is this CAS.
  *  - Answers drawn from a search without a CAS (alloc_at IN_USE, free
  *    NEVER_ALLOCATED / ALREADY_FREED, is_allocated): the load of the last
  *    link L(P) of the search. The search reached P because P's hi was below
@@ -118,10 +142,11 @@
  *
  * Lock-freedom. A loop goes round again only after a CAS failed, or after it
  * met a DEL or FROZEN link; each means another operation's CAS succeeded (on
- * the head, a change of the inline ID alone fails a CAS too). No
- * thread waits for another: whoever meets a deletion finishes it. After a
- * lost race on a hot link a thread backs off briefly (a bounded pause, not a
- * wait for anyone). Retiring a node is a push on a pending stack (a CAS
+ * the head, a change of the inline ID alone fails a CAS too). No thread
+ * waits for another: whoever meets a deletion finishes it. A front fast path
+ * makes one attempt, then the full path runs. After lost races on a hot
+ * link a thread backs off (a bounded pause, not a wait for anyone; see
+ * ID_BACKOFF_FIRST). Retiring a node is a push on a pending stack (a CAS
  * loop that fails only when another retire succeeded) and, once per batch,
  * call_rcu(): a wait-free enqueue once liburcu's callback thread exists;
  * create makes sure it does, since making it takes a mutex.
