@@ -33,8 +33,10 @@
  *
  * The inline ID. The head link can also hold one FREED ID u below every
  * interval, with no node (ID_HEAD_INLINE; stored as src/internal/id_list.h
- * says, decoded by id_link_load() so that the rest of this file sees a link
- * like any other plus u). It makes the commonest churn cheap: a free in front
+ * says). id_link_load() decodes it for searches and id_link_cas() encodes
+ * it back, so they see a link like any other plus u; the CASes that take or
+ * put u at the front (alloc's inline branch, id_alloc_front(),
+ * id_free_front()) work on the stored form. It makes the commonest churn cheap: a free in front
  * of the first interval and the alloc that takes that ID back are then one
  * CAS each on the head, with no node made, indexed, unlinked or retired. On
  * the head link H = (X, b) + u, where b = [lo, hi] is X's interval:
@@ -54,9 +56,10 @@
  * computed from the loaded value alone (id_alloc_front(), id_free_front()),
  * before and outside any RCU read-side section: they read no node. If that
  * CAS fails they take the full path. The new values are those the full
- * paths would CAS from the same head value (with no u and id < lo, a search
- * for id stops at the head, as every key is >= lo), so the fast paths add
- * no state and no transition; invariant 13 says why they need no RCU.
+ * paths would CAS from the same head value (with no u and id < lo, X's
+ * hi >= lo > id, so vmres__id_index_start() returns the head and
+ * id_search() stops there), so the fast paths add no state and no
+ * transition; invariant 13 says why they need no RCU.
  *
  * Physical deletion follows Harris [1] with the mark moved onto the link
  * pointing to the dead node, as in Linden and Jonsson [2]. To unlink a DEL'd
@@ -68,8 +71,10 @@
  * Memory. The winner of the unlink CAS gives the node to src/id_index.c,
  * which takes it out of the index and retires it with call_rcu(). Every
  * traversal is inside an RCU read-side critical section, so a node a
- * traversal reads is neither freed nor reused under it (no ABA on w0). The
- * front fast paths read no node and hold no read lock (invariant 13).
+ * traversal reads is neither freed nor reused under it (no ABA on w0 for
+ * them). The front fast paths read no node and hold no read lock; their
+ * snapshot of the head word can meet an ABA (X freed and reused), which
+ * invariant 13 shows is harmless.
  * Retired nodes go to call_rcu() in batches, and the callback keeps them in
  * bounded per-height pools for reuse by later operations (invariant 11 and
  * "Pools" in src/id_index.c), or frees them through the hook. destroy frees
@@ -107,12 +112,14 @@
  *     The stored w1 holds the first node's lo and u (0 for either when
  *     absent); the first node's hi is its key (invariant 3), so the stored
  *     word and that key are the whole link.
- * 13. Front fast paths: a CAS made outside a read-side section is on the
- *     head link only, compares its whole stored word with a value loaded
- *     before, and writes a value that depends on nothing else (the same
- *     node pointer and kind, and lo, u and id). What it needs to be right
- *     is all in the word: u below every interval (12), or no u, no DEL and
- *     id below X's lo, so by 2 and 4 id is held. So if the CAS succeeds,
+ * 13. Front fast paths: a CAS on a list link made outside a read-side
+ *     section is on the head link only, compares its whole stored word with
+ *     a value loaded before, and writes a value that depends on nothing else
+ *     (the same node pointer and kind, and lo, u and id). What it needs to
+ *     be right is all in the word: u below every interval (12); or no u, no
+ *     DEL and id below X's lo, so by 2 and 4 id is held; or no u and no X,
+ *     so no ID is free and id is held. A DEL'd head is refused: a merge into
+ *     a dead interval would break 3, 4 and 6. So if the CAS succeeds,
  *     the head held exactly that value at that instant, whatever happened
  *     between the load and the CAS (even X unlinked, freed and its memory
  *     reused as a new first node with the same lo), and the new value is
@@ -427,8 +434,9 @@ static bool id_alloc_front(struct vmres_id_allocator *ids, uint32_t *id_out, boo
 
 	if (!(raw.w0 & ID_HEAD_INLINE))
 		return false;
-	/* Full barrier; fails if any call changed the head since the load
-	 * (pairs with their CASes on it). */
+	/* Full barrier; fails unless the head still holds the loaded value
+	 * (pairs with the CASes that changed it; an ABA in between is
+	 * harmless, invariant 13). */
 	if (!vmres__pair_cas(&ids->head, raw, id_head_drop_inline(raw))) {
 		*lost = true;
 		return false;
@@ -456,7 +464,8 @@ static bool id_free_front(struct vmres_id_allocator *ids, uint32_t id, bool *los
 	} else {
 		want = (struct vmres__pair){ raw.w0 | ID_HEAD_INLINE, raw.w1 | id };
 	}
-	/* Full barrier; fails if any call changed the head since the load. */
+	/* Full barrier; fails unless the head still holds the loaded value
+	 * (an ABA in between is harmless, invariant 13). */
 	if (!vmres__pair_cas(&ids->head, raw, want)) { /* linearization point */
 		*lost = true;
 		return false;
@@ -569,8 +578,9 @@ int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 		if (raw.w0 & ID_HEAD_INLINE) {
 			/* The inline ID is below every interval (invariant 12).
 			 * Taken on the stored form: the first node is not read.
-			 * Full barrier; fails if any call changed the head since
-			 * the load above (pairs with their CASes on it). */
+			 * Full barrier; fails unless the head still holds the
+			 * value loaded above (pairs with the CASes that changed
+			 * it; an ABA in between is harmless, invariant 13). */
 			if (vmres__pair_cas(&ids->head, raw,
 					    id_head_drop_inline(raw))) { /* linearization point */
 				*id_out = (uint32_t)raw.w1;

@@ -4,7 +4,7 @@
  * free-interval visitor tests use to compare against a model. Not
  * concurrent: the caller guarantees no other call on the allocator runs.
  * The invariant numbers are those of the comments at the top of src/id.c
- * (1-7) and src/id_index.c (8-11).
+ * (1-7, 12, 13) and src/id_index.c (8-11).
  */
 #include <inttypes.h>
 #include <stdio.h>

@@ -61,7 +61,8 @@ bool vmres__id_head_inline(struct vmres_id_allocator *ids, uint32_t *id);
 
 /*
  * vmres__id_steps() - list links and index nodes this thread's searches
- * visited so far (free, alloc_at and is_allocated search; alloc does not).
+ * visited so far (free, alloc_at and is_allocated search; alloc, and a free
+ * decided at the front of the list, do not).
  * Counted only where the library was built with VMRES_TEST_COUNTERS (the
  * tests' copy, vmres_internal_test); elsewhere it always returns 0.
  */

@@ -18,9 +18,12 @@
  *   w0  pointer to the first node | ID_LINK_* flags, ID_HEAD_INLINE among
  *       them when the inline ID is there
  *   w1  the first node's lo << 32 | the inline ID (0 when absent); the first
- *       node's hi is its key (invariant 3), read from the node
+ *       node's hi is its key (invariant 3), read from the node. So the low
+ *       half of w1 is 0 when ID_HEAD_INLINE is clear, and w1 is 0 when
+ *       there is neither a node nor an inline ID.
  * id_head_decode() turns it into a link like any other plus the inline ID,
- * id_head_encode() back; src/id.c works on decoded links only.
+ * id_head_encode() back. src/id.c works on decoded links, except the front
+ * CASes it names ("The front fast paths"), which rely on the stored form.
  */
 #ifndef VMRES_INTERNAL_ID_LIST_H
 #define VMRES_INTERNAL_ID_LIST_H
