@@ -256,6 +256,97 @@ static void test_id_stalled_del_behind_inline(void **state)
 }
 
 /*
+ * A free in front of a DEL'd first node: the front fast path must refuse the
+ * DEL'd head (a stalled alloc took the node's last ID and has not unlinked
+ * it), and the full path unlinks the node and then makes the same change at
+ * the head that the fast path makes on a live head. These are the only ways
+ * a unit test reaches those two branches of the full path (a lost race
+ * reaches them too, but not deterministically): id goes inline, and, with a
+ * FREED interval starting at id + 1 behind the dead node, id merges into it.
+ */
+static void test_id_front_free_behind_stalled_del(void **state)
+{
+	(void)state;
+	/* Static: after a failed assertion, RCU callbacks still due may count here. */
+	static struct vmres_test_mem mem;
+	struct vmres_mem_ops ops;
+	struct vmres_id_allocator *ids = NULL;
+	struct vmres__pair head;
+	struct id_node *n = NULL;
+	uint32_t id;
+
+	/* Inline: head -> [5, 5] DEL'd -> NEVER [10, 99]; free(3). */
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	(void)make_indexed_5(ids);
+	head = vmres__pair_load(&ids->head);
+	assert_false(head.w0 & ID_HEAD_INLINE);
+	assert_true(vmres__pair_cas(&ids->head, head,
+				    (struct vmres__pair){ head.w0 | ID_LINK_DEL, head.w1 }));
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
+	head = vmres__pair_load(&ids->head);
+	assert_false(head.w0 & ID_LINK_DEL);
+	assert_true(vmres__id_head_inline(ids, &id));
+	assert_int_equal(id, 3);
+	assert_true(vmres_id_is_allocated(ids, 5)); /* the stalled alloc's */
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 3);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 10);
+	destroy_checked(ids, &mem);
+
+	/* Merge: head -> [5, 5] DEL'd -> FREED [7, 7] -> NEVER [10, 99];
+	 * free(6). [5, 5] must have no index levels, or the search for 6
+	 * would start at its link instead of the head. */
+	vmres_test_mem_init(&mem);
+	ops = vmres_test_mem_ops(&mem);
+	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	for (uint32_t i = 0; i < 10; i++) {
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, i);
+	}
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK); /* inline 7 */
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK); /* demotes 7: node [7, 7] */
+	for (int tries = 0; tries < 10000 && !n; tries++) {
+		assert_int_equal(vmres_id_free(ids, 3), VMRES_OK); /* inline 3 */
+		if (tries > 0)
+			assert_int_equal(vmres_id_free(ids, 5), VMRES_OK); /* node [5, 5] */
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, 3);
+		n = id_link_node(vmres__pair_load(&ids->head).w0);
+		assert_int_equal(n->key, 5);
+		if (n->height > 0) {
+			n = NULL;
+			assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_OK);
+			/* Another salt, another height for the next node 5. */
+			ids->height_salt += 0x9e3779b97f4a7c15ull;
+		}
+	}
+	assert_non_null(n);
+	head = vmres__pair_load(&ids->head);
+	assert_false(head.w0 & ID_HEAD_INLINE);
+	assert_true(vmres__pair_cas(&ids->head, head,
+				    (struct vmres__pair){ head.w0 | ID_LINK_DEL, head.w1 }));
+	assert_int_equal(vmres_id_free(ids, 6), VMRES_OK);
+	head = vmres__pair_load(&ids->head);
+	assert_false(head.w0 & (ID_LINK_DEL | ID_HEAD_INLINE));
+	assert_int_equal(id_bounds_lo(head.w1), 6); /* merged into [7, 7] */
+	assert_int_equal(id_link_node(head.w0)->key, 7);
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	for (uint32_t want = 6; want <= 7; want++) {
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, want);
+	}
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 10);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	destroy_checked(ids, &mem);
+}
+
+/*
  * The same stalls, but the first call after them is alloc, whose one search
  * is of the head link itself: it must finish the deletion (or step past it)
  * and take 10, not spin on the DEL'd head waiting for the stalled thread.
@@ -602,6 +693,7 @@ int main(void)
 		cmocka_unit_test(test_id_stalled_after_unlink),
 		cmocka_unit_test(test_id_stalled_after_mark),
 		cmocka_unit_test(test_id_stalled_del_behind_inline),
+		cmocka_unit_test(test_id_front_free_behind_stalled_del),
 		cmocka_unit_test(test_id_alloc_first_after_stalls),
 		cmocka_unit_test(test_id_stalled_builder),
 		cmocka_unit_test(test_id_equal_keys_in_other_orders),
