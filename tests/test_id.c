@@ -1252,6 +1252,300 @@ static void test_id_locked_instructions_per_path(void **state)
 	vmres_id_allocator_destroy(ids);
 }
 
+/* ---- the front fast paths (src/id.c, invariant 13) ----------------------- */
+
+/* The first node of a quiet allocator's list, NULL when there is none. */
+static struct id_node *first_node(struct vmres_id_allocator *ids)
+{
+	return id_link_node(vmres__pair_load(&ids->head).w0);
+}
+
+/*
+ * [0, 99] with 0..9 handed out, then 7 down to @lo - 1 freed and @lo - 1
+ * taken back (1 <= @lo <= 7): the head holds no inline ID, and the first
+ * interval is the FREED [@lo, 7] (the frees in front of it went inline and
+ * pushed the one before into it), then the NEVER [10, 99].
+ */
+static struct vmres_id_allocator *make_freed_first(uint32_t lo)
+{
+	struct vmres_id_allocator *ids = make(0, 99);
+
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	for (uint32_t i = 8; i-- > lo - 1;)
+		assert_int_equal(vmres_id_free(ids, i), VMRES_OK);
+	assert_int_equal(alloc_ok(ids), lo - 1);
+	assert_inline(ids, false, 0);
+	assert_int_equal(first_node(ids)->key, 7);
+	assert_int_equal(id_bounds_lo(vmres__pair_load(&ids->head).w1), lo);
+	return ids;
+}
+
+/*
+ * A free in front of every interval, with no inline ID in the head, is
+ * decided from the head word alone ("The front fast paths" in src/id.c):
+ * one cmpxchg16b, no search step, no read of the first node. The last is
+ * shown by giving that node (the NEVER [10, 99], not indexed) a key below
+ * the freed ID for the call: a search would step past it and put the ID
+ * behind it. Then the ID is inline, every call answers for it, the alloc
+ * takes it back with one cmpxchg16b, and the next allocs go in order. The
+ * same with no interval left at all (the head has no node).
+ */
+static void test_id_front_free_fast_path(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(0, 99);
+	struct vmres__atomic_counts before;
+	struct vmres__id_stats st;
+	struct id_node *x;
+	uint64_t steps;
+	uint32_t key, id;
+	int rc;
+
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	assert_inline(ids, false, 0);
+	steps = vmres__id_steps();
+	assert_true(vmres__atomic_counts_get(&before));
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK);
+	assert_locked(&before, 0, 1, 0, 0);
+	assert_int_equal(vmres__id_steps(), steps);
+	assert_inline(ids, true, 4);
+	assert_false(vmres_id_is_allocated(ids, 4));
+	assert_true(vmres_id_is_allocated(ids, 3));
+	assert_true(vmres_id_is_allocated(ids, 5));
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_alloc_at(ids, 5), VMRES_E_IN_USE);
+	vmres__atomic_counts_get(&before);
+	assert_int_equal(alloc_ok(ids), 4);
+	assert_locked(&before, 0, 1, 0, 0);
+	assert_inline(ids, false, 0);
+	assert_true(vmres_id_is_allocated(ids, 4));
+
+	/* The first node is not read: its key says 0 for the call. */
+	x = first_node(ids);
+	key = x->key;
+	x->key = 0; /* quiet allocator: no other call runs */
+	steps = vmres__id_steps();
+	rc = vmres_id_free(ids, 8);
+	x->key = key;
+	assert_int_equal(rc, VMRES_OK);
+	assert_int_equal(vmres__id_steps(), steps);
+	assert_ptr_equal(first_node(ids), x);
+	assert_inline(ids, true, 8);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 2); /* 8 inline, never [10, 99] */
+	assert_int_equal(st.nodes, 1);
+	assert_int_equal(st.free_ids, 91);
+	assert_int_equal(alloc_ok(ids), 8);
+	assert_int_equal(alloc_ok(ids), 10);
+	assert_int_equal(alloc_ok(ids), 11);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+
+	/* No node: every ID handed out. */
+	ids = make(0, 1);
+	assert_int_equal(alloc_ok(ids), 0);
+	assert_int_equal(alloc_ok(ids), 1);
+	assert_null(first_node(ids));
+	steps = vmres__id_steps();
+	vmres__atomic_counts_get(&before);
+	assert_int_equal(vmres_id_free(ids, 1), VMRES_OK);
+	assert_locked(&before, 0, 1, 0, 0);
+	assert_int_equal(vmres__id_steps(), steps);
+	assert_inline(ids, true, 1);
+	assert_true(vmres_id_is_allocated(ids, 0));
+	assert_false(vmres_id_is_allocated(ids, 1));
+	assert_int_equal(alloc_ok(ids), 1);
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_E_EXHAUSTED);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
+/*
+ * The front fast merge: no inline ID, the first interval FREED [6, 7], and
+ * free(5) lowers its lo to 5 in one cmpxchg16b, no node made and no inline
+ * ID, with no search step and no read of the first node (its key says 0 for
+ * the call). free(4) merges again; allocs then go 4, 5, 6, 7, 10. With a
+ * NEVER first interval the same shape must not merge (a NEVER interval
+ * holds only IDs never handed out): 9 in front of [10, 99] goes inline.
+ */
+static void test_id_front_free_merges(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make_freed_first(6);
+	struct vmres__atomic_counts before;
+	struct vmres__id_stats st;
+	struct id_node *x = first_node(ids);
+	uint32_t key = x->key;
+	uint64_t steps;
+	int rc;
+
+	steps = vmres__id_steps();
+	assert_true(vmres__atomic_counts_get(&before));
+	x->key = 0; /* quiet allocator: no other call runs */
+	rc = vmres_id_free(ids, 5);
+	x->key = key;
+	assert_int_equal(rc, VMRES_OK);
+	assert_locked(&before, 0, 1, 0, 0);
+	assert_int_equal(vmres__id_steps(), steps);
+	assert_ptr_equal(first_node(ids), x);
+	assert_inline(ids, false, 0);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 2); /* freed [5, 7], never [10, 99] */
+	assert_int_equal(st.nodes, 2);
+	assert_int_equal(st.free_ids, 93);
+	assert_int_equal(st.never_ids, 90);
+	assert_false(vmres_id_is_allocated(ids, 5));
+	assert_true(vmres_id_is_allocated(ids, 4));
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK);
+	assert_ptr_equal(first_node(ids), x);
+	assert_inline(ids, false, 0);
+	for (uint32_t want = 4; want <= 7; want++)
+		assert_int_equal(alloc_ok(ids), want);
+	assert_int_equal(alloc_ok(ids), 10);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+
+	/* A NEVER first interval starting right after the ID. */
+	ids = make(0, 99);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	x = first_node(ids);
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_OK);
+	assert_ptr_equal(first_node(ids), x);
+	assert_inline(ids, true, 9);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 2); /* 9 inline, never [10, 99] */
+	assert_int_equal(st.free_ids, 91);
+	assert_int_equal(st.never_ids, 90);
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 10), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(alloc_ok(ids), 9);
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_OK);
+	assert_int_equal(alloc_ok(ids), 9);
+	assert_int_equal(alloc_ok(ids), 10);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+}
+
+/*
+ * Where the head word does not decide a free, the full path must answer:
+ * with an inline ID u (free(u) is ALREADY_FREED; an ID between u and the
+ * first interval gets a node or lowers a FREED lo, u staying; one below u
+ * goes inline, u demoted), with the ID at or above the first interval's lo
+ * (ALREADY_FREED in a FREED interval, NEVER_ALLOCATED in a NEVER one, a
+ * node past a FREED one), and below the range (OUT_OF_RANGE, nothing
+ * changed, although the head would take it inline).
+ */
+static void test_id_front_free_not_taken(void **state)
+{
+	(void)state;
+	struct vmres_id_allocator *ids = make(0, 99);
+	struct vmres__id_stats st;
+
+	/* An inline ID in the head. */
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK);
+	assert_inline(ids, true, 5);
+	assert_int_equal(vmres_id_free(ids, 5), VMRES_E_ALREADY_FREED);
+	assert_inline(ids, true, 5);
+	assert_int_equal(vmres_id_free(ids, 8), VMRES_OK); /* a node [8, 8] */
+	assert_inline(ids, true, 5);
+	assert_int_equal(first_node(ids)->key, 8);
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK); /* lowers it: [7, 8] */
+	assert_inline(ids, true, 5);
+	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK); /* demotes 5: node [5, 5] */
+	assert_inline(ids, true, 3);
+	assert_int_equal(first_node(ids)->key, 5);
+	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK); /* lowers [5, 5]: [4, 5] */
+	assert_inline(ids, true, 3);
+	assert_int_equal(vmres_id_free(ids, 2), VMRES_OK); /* demotes 3 into [4, 5] */
+	assert_inline(ids, true, 2);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 4); /* 2 inline, [3, 5], [7, 8], never [10, 99] */
+	assert_int_equal(st.free_ids, 96);
+	for (uint32_t id = 2; id <= 8; id++)
+		assert_int_equal(vmres_id_free(ids, id),
+				 id == 6 ? VMRES_OK : VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_OK);
+	for (uint32_t want = 2; want <= 10; want++)
+		assert_int_equal(alloc_ok(ids), want);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+
+	/* At or above the lo of a NEVER first interval, no inline ID. */
+	ids = make(0, 99);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(alloc_ok(ids), i);
+	assert_int_equal(vmres_id_free(ids, 10), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_free(ids, 50), VMRES_E_NEVER_ALLOCATED);
+	assert_int_equal(vmres_id_free(ids, 99), VMRES_E_NEVER_ALLOCATED);
+	assert_inline(ids, false, 0);
+	assert_int_equal(alloc_ok(ids), 10);
+	vmres_id_allocator_destroy(ids);
+
+	/* At or above the lo of a FREED first interval [6, 7], no inline ID. */
+	ids = make_freed_first(6);
+	assert_int_equal(vmres_id_free(ids, 6), VMRES_E_ALREADY_FREED);
+	assert_int_equal(vmres_id_free(ids, 7), VMRES_E_ALREADY_FREED);
+	assert_inline(ids, false, 0);
+	assert_int_equal(vmres_id_free(ids, 8), VMRES_OK); /* a node after [6, 7] */
+	assert_int_equal(vmres_id_free(ids, 10), VMRES_E_NEVER_ALLOCATED);
+	assert_inline(ids, false, 0);
+	assert_int_equal(vmres__id_check(ids, &st), 0);
+	assert_int_equal(st.intervals, 3); /* [6, 7], [8, 8], never [10, 99] */
+	assert_int_equal(st.free_ids, 93);
+	for (uint32_t want = 6; want <= 8; want++)
+		assert_int_equal(alloc_ok(ids), want);
+	assert_int_equal(alloc_ok(ids), 10);
+	check_ok(ids);
+	vmres_id_allocator_destroy(ids);
+
+	/* Below the range: the head (NEVER [10, 20], no inline ID) is not asked. */
+	ids = make(10, 20);
+	assert_int_equal(vmres_id_free(ids, 9), VMRES_E_OUT_OF_RANGE);
+	assert_int_equal(vmres_id_free(ids, 0), VMRES_E_OUT_OF_RANGE);
+	assert_inline(ids, false, 0);
+	assert_int_equal(alloc_ok(ids), 10);
+	vmres_id_allocator_destroy(ids);
+}
+
+/*
+ * The head DEL'd, as a thread leaves it that took the last ID of the first
+ * interval (FREED [7, 7], so it holds 7) and stopped before the unlink. A
+ * free in front of the dying node must not lower its lo (6: the unlink
+ * would drop 6 with the node) nor put an ID inline on the DEL'd link (5:
+ * invariant 6); the full path finishes the deletion, then puts the ID
+ * inline.
+ */
+static void test_id_front_free_not_on_del_head(void **state)
+{
+	(void)state;
+
+	for (uint32_t id = 6; id >= 5; id--) {
+		struct vmres_id_allocator *ids = make_freed_first(7);
+		struct vmres__pair head = vmres__pair_load(&ids->head);
+
+		/* The stalled alloc's take of 7 (its unlink never comes). */
+		assert_true(vmres__pair_cas(
+			&ids->head, head, (struct vmres__pair){ head.w0 | ID_LINK_DEL, head.w1 }));
+		assert_int_equal(vmres_id_free(ids, id), VMRES_OK);
+		assert_false(vmres__pair_load(&ids->head).w0 & ID_LINK_DEL);
+		assert_false(vmres_id_is_allocated(ids, id));
+		assert_true(vmres_id_is_allocated(ids, 7)); /* the stalled thread's */
+		assert_inline(ids, true, id);
+		assert_int_equal(alloc_ok(ids), id);
+		assert_int_equal(alloc_ok(ids), 10);
+		assert_int_equal(vmres_id_free(ids, 7), VMRES_OK);
+		assert_int_equal(alloc_ok(ids), 7);
+		check_ok(ids);
+		vmres_id_allocator_destroy(ids);
+	}
+}
+
 /*
  * A memory hook that breaks its contract: blocks only 8-aligned once
  * @misalign is set. The allocator needs 16 (cmpxchg16b, 16-byte loads fault
@@ -1505,6 +1799,10 @@ int main(void)
 		cmocka_unit_test(test_id_alloc_at_splits_many),
 		cmocka_unit_test(test_id_inline_head),
 		cmocka_unit_test(test_id_descending_frees_coalesce),
+		cmocka_unit_test(test_id_front_free_fast_path),
+		cmocka_unit_test(test_id_front_free_merges),
+		cmocka_unit_test(test_id_front_free_not_taken),
+		cmocka_unit_test(test_id_front_free_not_on_del_head),
 		cmocka_unit_test(test_id_searches_stay_logarithmic),
 		cmocka_unit_test(test_id_split_nodes_are_indexed),
 		cmocka_unit_test(test_id_differential_against_bitmap),
