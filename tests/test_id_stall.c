@@ -142,6 +142,26 @@ static void destroy_checked(struct vmres_id_allocator *ids, struct vmres_test_me
 	assert_int_equal(vmres_test_mem_live_blocks(mem), 0);
 }
 
+/*
+ * Checks @ids, then expects allocs to return @lo..@hi and then 10 (the
+ * NEVER interval's first ID in these tests), checks again and destroys.
+ */
+static void allocs_then_destroy(struct vmres_id_allocator *ids, struct vmres_test_mem *mem,
+				uint32_t lo, uint32_t hi)
+{
+	uint32_t id;
+
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	for (uint32_t want = lo; want <= hi; want++) {
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, want);
+	}
+	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+	assert_int_equal(id, 10);
+	assert_int_equal(vmres__id_check(ids, NULL), 0);
+	destroy_checked(ids, mem);
+}
+
 static void run_stalled(enum stall stall)
 {
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
@@ -244,15 +264,7 @@ static void test_id_stalled_del_behind_inline(void **state)
 	assert_false(vmres__pair_load(&ids->head).w0 & ID_LINK_DEL);
 	assert_int_equal(vmres_id_free(ids, 3), VMRES_E_ALREADY_FREED);
 	assert_int_equal(vmres_id_free(ids, 4), VMRES_OK); /* a node after the inline 3 */
-	assert_int_equal(vmres__id_check(ids, NULL), 0);
-	for (uint32_t want = 3; want <= 4; want++) {
-		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
-		assert_int_equal(id, want);
-	}
-	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
-	assert_int_equal(id, 10);
-	assert_int_equal(vmres__id_check(ids, NULL), 0);
-	destroy_checked(ids, &mem);
+	allocs_then_destroy(ids, &mem, 3, 4);
 }
 
 /*
@@ -313,15 +325,7 @@ static void test_id_front_free_behind_stalled_del(void **state)
 	assert_int_equal(id_bounds_lo(head.w1), 6); /* merged into [7, 7] */
 	assert_int_equal(id_link_node(head.w0)->key, 7);
 	assert_true(vmres_id_is_allocated(ids, 5));
-	assert_int_equal(vmres__id_check(ids, NULL), 0);
-	for (uint32_t want = 6; want <= 7; want++) {
-		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
-		assert_int_equal(id, want);
-	}
-	assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
-	assert_int_equal(id, 10);
-	assert_int_equal(vmres__id_check(ids, NULL), 0);
-	destroy_checked(ids, &mem);
+	allocs_then_destroy(ids, &mem, 6, 7);
 }
 
 /*
