@@ -36,9 +36,10 @@
  * says). id_link_load() decodes it for searches and id_link_cas() encodes
  * it back, so they see a link like any other plus u; the CASes that take or
  * put u at the front (alloc's inline branch, id_alloc_front(),
- * id_free_front()) work on the stored form. It makes the commonest churn cheap: a free in front
- * of the first interval and the alloc that takes that ID back are then one
- * CAS each on the head, with no node made, indexed, unlinked or retired. On
+ * id_free_front()) work on the stored form. It makes the commonest churn
+ * cheap: a free in front of the first interval and the alloc that takes
+ * that ID back are then one CAS each on the head, with no node made,
+ * indexed, unlinked or retired. On
  * the head link H = (X, b) + u, where b = [lo, hi] is X's interval:
  *   free(id), id < lo, no u   (X, b) -> (X, b) + id
  *   free(id), id < u          (X, [u + 1, hi]) + u -> (X, [u, hi]) + id if X
@@ -422,8 +423,8 @@ static bool id_merges_down(const struct id_pos *pos, uint32_t id)
  *   free(id), no u, the first node X without DEL, id below X's lo (or no X):
  *     X FREED and lo == id + 1 raw -> raw with lo = id    (the merge)
  *     otherwise                raw -> raw + id inline
- * These are exactly what the full paths do from the same head value: with
- * no u and id < lo, a search for id stops at the head (every key is >= lo).
+ * These are exactly what the full paths do from the same head value (see
+ * "The front fast paths" at the top of this file).
  * Return: true if the CAS succeeded (the call is done); false if the head
  * does not qualify or the CAS lost, and the caller takes the full path.
  */
