@@ -119,9 +119,8 @@ static void stall_at(struct vmres_id_allocator *ids, struct id_node *n, enum sta
 		n->up[l] |= ID_UP_MARK; /* quiescent: no other thread runs */
 }
 
-/* [0, 99] through @mem's hook, left as a thread stopped at @stall leaves it. */
-static struct vmres_id_allocator *make_stalled(struct vmres_test_mem *mem, enum stall stall,
-					       struct id_node **n)
+/* A fresh [0, 99] through @mem's counting hook (@mem reset first). */
+static struct vmres_id_allocator *make_counted(struct vmres_test_mem *mem)
 {
 	struct vmres_mem_ops ops;
 	struct vmres_id_allocator *ids = NULL;
@@ -129,6 +128,28 @@ static struct vmres_id_allocator *make_stalled(struct vmres_test_mem *mem, enum 
 	vmres_test_mem_init(mem);
 	ops = vmres_test_mem_ops(mem);
 	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
+	return ids;
+}
+
+/* [0, 99] through @mem's hook, with 0..9 handed out. */
+static struct vmres_id_allocator *make_holding_0_to_9(struct vmres_test_mem *mem)
+{
+	struct vmres_id_allocator *ids = make_counted(mem);
+	uint32_t id;
+
+	for (uint32_t i = 0; i < 10; i++) {
+		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
+		assert_int_equal(id, i);
+	}
+	return ids;
+}
+
+/* [0, 99] through @mem's hook, left as a thread stopped at @stall leaves it. */
+static struct vmres_id_allocator *make_stalled(struct vmres_test_mem *mem, enum stall stall,
+					       struct id_node **n)
+{
+	struct vmres_id_allocator *ids = make_counted(mem);
+
 	*n = make_indexed_5(ids);
 	stall_at(ids, *n, stall);
 	return ids;
@@ -239,14 +260,10 @@ static void test_id_stalled_del_behind_inline(void **state)
 	(void)state;
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
 	static struct vmres_test_mem mem;
-	struct vmres_mem_ops ops;
-	struct vmres_id_allocator *ids = NULL;
+	struct vmres_id_allocator *ids = make_counted(&mem);
 	struct vmres__pair head;
 	uint32_t id;
 
-	vmres_test_mem_init(&mem);
-	ops = vmres_test_mem_ops(&mem);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
 	(void)make_indexed_5(ids);
 	assert_int_equal(vmres_id_free(ids, 3), VMRES_OK);
 	assert_true(vmres__id_head_inline(ids, &id));
@@ -281,22 +298,14 @@ static void test_id_front_free_behind_stalled_del(void **state)
 	(void)state;
 	/* Static: after a failed assertion, RCU callbacks still due may count here. */
 	static struct vmres_test_mem mem;
-	struct vmres_mem_ops ops;
-	struct vmres_id_allocator *ids = NULL;
+	/* head -> [5, 5] DEL'd -> FREED [7, 7] -> NEVER [10, 99]; free(6).
+	 * [5, 5] must have no index levels, or the search for 6 would start
+	 * at its link instead of the head. */
+	struct vmres_id_allocator *ids = make_holding_0_to_9(&mem);
 	struct vmres__pair head;
 	struct id_node *n = NULL;
 	uint32_t id;
 
-	/* head -> [5, 5] DEL'd -> FREED [7, 7] -> NEVER [10, 99]; free(6).
-	 * [5, 5] must have no index levels, or the search for 6 would start
-	 * at its link instead of the head. */
-	vmres_test_mem_init(&mem);
-	ops = vmres_test_mem_ops(&mem);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
-	for (uint32_t i = 0; i < 10; i++) {
-		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
-		assert_int_equal(id, i);
-	}
 	assert_int_equal(vmres_id_free(ids, 7), VMRES_OK); /* inline 7 */
 	assert_int_equal(vmres_id_free(ids, 5), VMRES_OK); /* demotes 7: node [7, 7] */
 	for (int tries = 0; tries < 10000 && !n; tries++) {
@@ -365,23 +374,6 @@ static void test_id_alloc_first_after_stalls(void **state)
 	run_stalled_alloc_first(STALL_FROZEN);
 	run_stalled_alloc_first(STALL_UNLINKED);
 	run_stalled_alloc_first(STALL_MARKED);
-}
-
-/* [0, 99] through @mem's hook, with 0..9 handed out. */
-static struct vmres_id_allocator *make_holding_0_to_9(struct vmres_test_mem *mem)
-{
-	struct vmres_mem_ops ops;
-	struct vmres_id_allocator *ids = NULL;
-	uint32_t id;
-
-	vmres_test_mem_init(mem);
-	ops = vmres_test_mem_ops(mem);
-	assert_int_equal(vmres_id_allocator_create_ex(0, 99, &ops, &ids), VMRES_OK);
-	for (uint32_t i = 0; i < 10; i++) {
-		assert_int_equal(vmres_id_alloc(ids, &id), VMRES_OK);
-		assert_int_equal(id, i);
-	}
-	return ids;
 }
 
 /*
