@@ -406,13 +406,28 @@ static struct vmres__pair id_inline_taken(const struct id_pos *pos)
 }
 
 /*
- * Whether free(@id) can lower the lo of the interval behind @pos instead of
+ * Whether free(@id) can lower the lo of the interval behind @link instead of
  * inserting a node: that interval is a freed one starting right after @id.
+ * @link may be decoded or the head's stored form (both hold lo in the high
+ * half of w1, and the flags in w0).
  */
-static bool id_merges_down(const struct id_pos *pos, uint32_t id)
+static bool id_merges_down(struct vmres__pair link, uint32_t id)
 {
-	return id_link_node(pos->seen.w0) && !(pos->seen.w0 & ID_LINK_NEVER) &&
-	       id_bounds_lo(pos->seen.w1) == (uint64_t)id + 1;
+	return id_link_node(link.w0) && !(link.w0 & ID_LINK_NEVER) &&
+	       id_bounds_lo(link.w1) == (uint64_t)id + 1;
+}
+
+/*
+ * alloc's take of the inline ID from the stored head @raw, which holds one
+ * (invariant 12: it is the smallest free ID), without reading the first
+ * node. Return: true if the CAS succeeded (the linearization point).
+ */
+static bool id_inline_take(struct vmres_id_allocator *ids, struct vmres__pair raw)
+{
+	/* Full barrier; fails unless the head still holds @raw (pairs with
+	 * the CASes that changed it; an ABA in between is harmless,
+	 * invariant 13). */
+	return vmres__pair_cas(&ids->head, raw, id_head_drop_inline(raw));
 }
 
 /*
@@ -435,14 +450,11 @@ static bool id_alloc_front(struct vmres_id_allocator *ids, uint32_t *id_out, boo
 
 	if (!(raw.w0 & ID_HEAD_INLINE))
 		return false;
-	/* Full barrier; fails unless the head still holds the loaded value
-	 * (pairs with the CASes that changed it; an ABA in between is
-	 * harmless, invariant 13). */
-	if (!vmres__pair_cas(&ids->head, raw, id_head_drop_inline(raw))) {
+	if (!id_inline_take(ids, raw)) {
 		*lost = true;
 		return false;
 	}
-	*id_out = (uint32_t)raw.w1; /* linearization point: the CAS */
+	*id_out = (uint32_t)raw.w1;
 	return true;
 }
 
@@ -453,18 +465,13 @@ static bool id_free_front(struct vmres_id_allocator *ids, uint32_t id, bool *los
 	uint32_t lo = id_bounds_lo(raw.w1);
 	struct vmres__pair want;
 
-	if (raw.w0 & (ID_HEAD_INLINE | ID_LINK_DEL))
+	if ((raw.w0 & (ID_HEAD_INLINE | ID_LINK_DEL)) || (id_link_node(raw.w0) && id >= lo))
 		return false;
-	if (!id_link_node(raw.w0)) {
-		want = (struct vmres__pair){ raw.w0 | ID_HEAD_INLINE, id };
-	} else if (id >= lo) {
-		return false;
-	} else if (!(raw.w0 & ID_LINK_NEVER) && lo == (uint64_t)id + 1) {
+	if (id_merges_down(raw, id))
 		/* Stored form: lo << 32, no inline ID (invariant 12). */
 		want = (struct vmres__pair){ raw.w0, (uint64_t)id << 32 };
-	} else {
+	else /* the low half of w1 is 0 (all of it with no node) */
 		want = (struct vmres__pair){ raw.w0 | ID_HEAD_INLINE, raw.w1 | id };
-	}
 	/* Full barrier; fails unless the head still holds the loaded value
 	 * (an ABA in between is harmless, invariant 13). */
 	if (!vmres__pair_cas(&ids->head, raw, want)) { /* linearization point */
@@ -577,13 +584,7 @@ int vmres_id_alloc(struct vmres_id_allocator *ids, uint32_t *id_out)
 		uint32_t lo;
 
 		if (raw.w0 & ID_HEAD_INLINE) {
-			/* The inline ID is below every interval (invariant 12).
-			 * Taken on the stored form: the first node is not read.
-			 * Full barrier; fails unless the head still holds the
-			 * value loaded above (pairs with the CASes that changed
-			 * it; an ABA in between is harmless, invariant 13). */
-			if (vmres__pair_cas(&ids->head, raw,
-					    id_head_drop_inline(raw))) { /* linearization point */
+			if (id_inline_take(ids, raw)) { /* linearization point */
 				*id_out = (uint32_t)raw.w1;
 				rc = VMRES_OK;
 				break;
@@ -692,7 +693,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 		}
 		at_head = pos.pred == &ids->head;
 		want_inl = pos.inl;
-		if (id_merges_down(&pos, id)) {
+		if (id_merges_down(pos.seen, id)) {
 			/* Keeps invariant 3 (lo falls, hi stays); an inline ID is
 			 * below id, as id + 1 is the lo it lowers (invariant 12). */
 			want = (struct vmres__pair){
@@ -702,7 +703,7 @@ int vmres_id_free(struct vmres_id_allocator *ids, uint32_t id)
 			/* In front of every interval: id becomes the inline ID. */
 			want = (struct vmres__pair){ pos.seen.w0 | ID_HEAD_INLINE, pos.seen.w1 };
 			want_inl = id;
-		} else if (at_head && id < pos.inl && id_merges_down(&pos, pos.inl)) {
+		} else if (at_head && id < pos.inl && id_merges_down(pos.seen, pos.inl)) {
 			/* id goes inline; the old inline ID joins the interval after it. */
 			want = (struct vmres__pair){
 				pos.seen.w0, id_bounds_make(pos.inl, id_bounds_hi(pos.seen.w1))
